@@ -1,0 +1,208 @@
+#include "sys.hpp"
+
+#include "fd.hpp"
+
+#include <fmt/format.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+namespace course {
+
+void Fd::reset(int fd) noexcept {
+    if (fd_ >= 0) sys::close(fd_);
+    fd_ = fd;
+}
+
+namespace sys {
+namespace {
+
+struct AtomicCounter {
+    std::atomic<std::uint64_t> calls{0}, eagain{0}, eintr{0}, errors{0};
+};
+// Relaxed atomics: the server in thread-per-connection mode counts from many
+// threads; nobody reads the counters to synchronise anything.
+std::array<AtomicCounter, kCallKinds> counters;
+std::atomic<bool> trace_on{false};
+const bool colour = ::isatty(STDERR_FILENO) == 1;
+const auto start = std::chrono::steady_clock::now();
+const pid_t main_tid = ::getpid();
+
+// One trace line: "  12.345 ms  read(fd=5, len=16384) = 13".
+// Written with a single write(2) so lines from several threads never interleave.
+void emit(const std::string& call, const std::string& result, bool failed) {
+    auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    std::string thread;
+    if (pid_t tid = static_cast<pid_t>(::syscall(SYS_gettid)); tid != main_tid) thread = fmt::format(" [tid {}]", tid);
+    const char* dim = colour ? "\033[2m" : "";
+    const char* name = colour ? "\033[36m" : "";
+    const char* res = colour ? (failed ? "\033[31m" : "\033[32m") : "";
+    const char* off = colour ? "\033[0m" : "";
+    std::string line = fmt::format("{}{:10.3f} ms{}{} {}{}{} = {}{}{}\n", dim, ms, thread, off, name, call, off, res,
+                                   result, off);
+    [[maybe_unused]] ssize_t n = ::write(STDERR_FILENO, line.data(), line.size());
+}
+
+const char* errno_name(int e) {
+    switch (e) {
+        case EAGAIN: return "EAGAIN";
+        case EINTR: return "EINTR";
+        case EBADF: return "EBADF";
+        case EINVAL: return "EINVAL";
+        case EMFILE: return "EMFILE";
+        case ENFILE: return "ENFILE";
+        case ENOMEM: return "ENOMEM";
+        case ENOBUFS: return "ENOBUFS";
+        case EPIPE: return "EPIPE";
+        case ECONNRESET: return "ECONNRESET";
+        case ECONNABORTED: return "ECONNABORTED";
+        case ENOTCONN: return "ENOTCONN";
+        case ETIMEDOUT: return "ETIMEDOUT";
+        case EEXIST: return "EEXIST";
+        case ENOENT: return "ENOENT";
+        default: return nullptr;
+    }
+}
+
+// Counts one call and, when tracing, prints it. `describe` formats the call
+// only when a line is printed. errno is preserved for the caller.
+template <class Describe>
+long long note(Call kind, long long result, Describe&& describe) {
+    const int saved = errno;
+    auto& c = counters[static_cast<int>(kind)];
+    c.calls.fetch_add(1, std::memory_order_relaxed);
+    if (result < 0) {
+        if (saved == EAGAIN || saved == EWOULDBLOCK) c.eagain.fetch_add(1, std::memory_order_relaxed);
+        else if (saved == EINTR) c.eintr.fetch_add(1, std::memory_order_relaxed);
+        else c.errors.fetch_add(1, std::memory_order_relaxed);
+    }
+    if (trace_on.load(std::memory_order_relaxed)) {
+        std::string res;
+        if (result >= 0) {
+            res = fmt::format("{}", result);
+        } else if (const char* n = errno_name(saved)) {
+            res = fmt::format("-1 {} ({})", n, std::strerror(saved));
+        } else {
+            res = fmt::format("-1 errno {} ({})", saved, std::strerror(saved));
+        }
+        emit(describe(), res, result < 0);
+    }
+    errno = saved;
+    return result;
+}
+
+}  // namespace
+
+const char* call_name(Call c) {
+    static constexpr std::array<const char*, kCallKinds> names = {
+        "accept", "read", "write", "close", "shutdown", "select", "poll", "epoll_wait", "epoll_ctl"};
+    return names[static_cast<int>(c)];
+}
+
+int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
+    int r = ::accept4(fd, addr, len, flags);
+    return static_cast<int>(note(Call::accept, r, [&] { return fmt::format("accept4(fd={})", fd); }));
+}
+
+ssize_t read(int fd, void* buf, size_t len) {
+    ssize_t r = ::read(fd, buf, len);
+    return note(Call::read, r, [&] { return fmt::format("read(fd={}, len={})", fd, len); });
+}
+
+ssize_t write(int fd, const void* buf, size_t len) {
+    ssize_t r = ::write(fd, buf, len);
+    return note(Call::write, r, [&] { return fmt::format("write(fd={}, len={})", fd, len); });
+}
+
+int close(int fd) {
+    int r = ::close(fd);
+    return static_cast<int>(note(Call::close, r, [&] { return fmt::format("close(fd={})", fd); }));
+}
+
+int shutdown(int fd, int how) {
+    int r = ::shutdown(fd, how);
+    return static_cast<int>(note(Call::shutdown, r, [&] {
+        const char* h = how == SHUT_RD ? "SHUT_RD" : how == SHUT_WR ? "SHUT_WR" : "SHUT_RDWR";
+        return fmt::format("shutdown(fd={}, {})", fd, h);
+    }));
+}
+
+int select(int nfds, fd_set* rd, fd_set* wr, fd_set* ex, timeval* timeout) {
+    int r = ::select(nfds, rd, wr, ex, timeout);
+    return static_cast<int>(note(Call::select, r, [&] { return fmt::format("select(nfds={})", nfds); }));
+}
+
+int poll(pollfd* fds, nfds_t nfds, int timeout_ms) {
+    int r = ::poll(fds, nfds, timeout_ms);
+    return static_cast<int>(
+        note(Call::poll, r, [&] { return fmt::format("poll(nfds={}, timeout={})", nfds, timeout_ms); }));
+}
+
+int epoll_wait(int epfd, epoll_event* events, int max_events, int timeout_ms) {
+    int r = ::epoll_wait(epfd, events, max_events, timeout_ms);
+    return static_cast<int>(note(Call::epoll_wait, r, [&] {
+        return fmt::format("epoll_wait(epfd={}, max={}, timeout={})", epfd, max_events, timeout_ms);
+    }));
+}
+
+int epoll_ctl(int epfd, int op, int fd, epoll_event* event) {
+    int r = ::epoll_ctl(epfd, op, fd, event);
+    return static_cast<int>(note(Call::epoll_ctl, r, [&] {
+        const char* o = op == EPOLL_CTL_ADD ? "ADD" : op == EPOLL_CTL_MOD ? "MOD" : "DEL";
+        std::string ev;
+        if (event != nullptr) {
+            const std::pair<unsigned, const char*> bits[] = {{EPOLLIN, "IN"},       {EPOLLOUT, "OUT"},
+                                                             {EPOLLRDHUP, "RDHUP"}, {EPOLLET, "ET"},
+                                                             {EPOLLONESHOT, "ONESHOT"}};
+            for (auto [bit, name] : bits)
+                if (event->events & bit) ev += ev.empty() ? name : fmt::format("|{}", name);
+        }
+        return fmt::format("epoll_ctl(epfd={}, {}, fd={}, {})", epfd, o, fd, ev.empty() ? "-" : ev);
+    }));
+}
+
+void set_trace(bool on) { trace_on.store(on); }
+bool tracing() { return trace_on.load(std::memory_order_relaxed); }
+
+void trace_note(const std::string& text) {
+    if (!tracing()) return;
+    auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    std::string line = colour ? fmt::format("\033[2m{:10.3f} ms\033[0m \033[33m{}\033[0m\n", ms, text)
+                              : fmt::format("{:10.3f} ms {}\n", ms, text);
+    [[maybe_unused]] ssize_t n = ::write(STDERR_FILENO, line.data(), line.size());
+}
+
+Counter counter(Call c) {
+    auto& a = counters[static_cast<int>(c)];
+    return {a.calls.load(), a.eagain.load(), a.eintr.load(), a.errors.load()};
+}
+
+void reset_counters() {
+    for (auto& a : counters) a.calls = a.eagain = a.eintr = a.errors = 0;
+}
+
+std::string stats_line() {
+    std::string line = "stats:";
+    for (int i = 0; i < kCallKinds; ++i) {
+        auto kind = static_cast<Call>(i);
+        Counter c = counter(kind);
+        if (c.calls == 0) continue;
+        const char* n = call_name(kind);
+        line += fmt::format(" {}={} {}_eagain={} {}_eintr={} {}_err={}", n, c.calls, n, c.eagain, n, c.eintr, n,
+                            c.errors);
+    }
+    return line;
+}
+
+void print_stats() {
+    std::string line = stats_line() + "\n";
+    [[maybe_unused]] ssize_t n = ::write(STDERR_FILENO, line.data(), line.size());
+}
+
+}  // namespace sys
+}  // namespace course
