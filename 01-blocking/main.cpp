@@ -62,7 +62,7 @@ bool write_all(int fd, const char* data, size_t len) {
 void serve(int fd) {
     sys::trace_note(fmt::format("fd {}: client {} connected", fd, peer_address(fd)));
     char buf[kBufferSize];
-    for (;;) {
+    while (!stop_requested()) {
         ssize_t n = sys::read(fd, buf, sizeof buf);  // sleeps until data, EOF or an error
         if (n > 0) {
             // Echo exactly the n bytes read, not the whole buffer.
@@ -72,9 +72,9 @@ void serve(int fd) {
             // sent has been echoed already, because we echo before reading on.
             break;
         } else if (errno == EINTR) {
-            if (stop_requested()) break;
-            // Some other signal interrupted the read. The client is still
-            // there: read again. (Treating EINTR as a disconnect is a classic bug.)
+            // A signal interrupted the read. If it was SIGTERM, the loop
+            // condition ends it; any other signal: the client is still there,
+            // read again. (Treating EINTR as a disconnect is a classic bug.)
         } else {
             break;  // ECONNRESET: the client aborted.
         }
@@ -142,15 +142,16 @@ void spawn_connection_thread(Fd conn) {
 // #endregion threads
 
 // #region emfile
-// accept(2) fails with EMFILE when the process has no free descriptor. The
-// client stays queued in the backlog, so calling accept again fails again at
-// once: the server spins, and the client hangs until it gives up. The
-// reserved-fd trick: hold one spare descriptor for this moment, free it,
-// accept the client, close it at once (it sees EOF, not silence), and reserve
-// the spare again.
+// accept(2) fails with EMFILE when the process has no free descriptor. Linux
+// checks that before it looks at the backlog, so a blocking accept returns
+// EMFILE at once, again and again: the loop spins, and a waiting client hangs
+// until it gives up. The reserved-fd trick: hold one spare descriptor for this
+// moment. Free it, accept, and take the spare back. If that fails, we really
+// are out of descriptors: close the client at once (it sees EOF, not silence).
+// If it works, descriptors were freed while we waited: serve the client.
 Fd open_reserve() { return Fd(::open("/dev/null", O_RDONLY | O_CLOEXEC)); }
 
-void refuse_one_client(int listen_fd, Fd& reserve) {
+int accept_with_reserve(int listen_fd, Fd& reserve) {
     static bool warned = false;
     if (!warned) {
         fmt::print(stderr, "01-blocking: out of file descriptors: closing new clients until some leave\n");
@@ -159,15 +160,16 @@ void refuse_one_client(int listen_fd, Fd& reserve) {
     if (!reserve) {  // the spare could not be taken back last time: wait instead of spinning
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
         reserve = open_reserve();
-        return;
+        return -1;
     }
     reserve.reset();
-    int fd = sys::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd >= 0) {
-        sys::trace_note(fmt::format("fd {}: no descriptor to spare, closing the new client", fd));
-        sys::close(fd);
-    }
+    int fd = sys::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);  // sleeps until a client comes
     reserve = open_reserve();
+    if (fd < 0 || reserve) return fd;  // an error, or there is room again: serve this client
+    sys::trace_note(fmt::format("fd {}: no descriptor to spare, closing the new client", fd));
+    sys::close(fd);
+    reserve = open_reserve();
+    return -1;
 }
 // #endregion emfile
 
@@ -189,11 +191,11 @@ int main(int argc, char** argv) {
         // #region accept-loop
         while (!stop_requested()) {
             int fd = sys::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC);  // sleeps until a client comes
+            if (fd < 0 && (errno == EMFILE || errno == ENFILE)) fd = accept_with_reserve(listener.get(), reserve);
             if (fd < 0) {
-                if (errno == EMFILE || errno == ENFILE) refuse_one_client(listener.get(), reserve);
-                else if (errno == EBADF || errno == EINVAL || errno == ENOTSOCK) throw_errno("accept4");
+                if (errno == EBADF || errno == EINVAL || errno == ENOTSOCK) throw_errno("accept4");
                 // EINTR (a signal: the loop checks stop_requested), ECONNABORTED
-                // (the client left while queued) and the rest concern one client: go on.
+                // (the client left while queued), a refused client: go on.
                 continue;
             }
             if (threads) {

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -144,6 +145,15 @@ int thread_count(pid_t pid) {
     while (std::getline(in, line))
         if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
     return -1;
+}
+
+int open_fd_count(pid_t pid) {
+    std::error_code ec;
+    int n = 0;
+    for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
+         !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
+        ++n;
+    return ec ? -1 : n;
 }
 
 double cpu_seconds(pid_t pid) {

@@ -48,9 +48,10 @@ std::string exchange(int fd, std::string_view payload, std::mt19937& rng, size_t
 
 std::string random_bytes(size_t n, std::uint32_t seed);
 
-// From /proc/<pid>: resident memory, CPU time (user+system), thread count.
+// From /proc/<pid>: resident memory, CPU time (user+system), threads, open descriptors.
 long rss_kib(pid_t pid);
 double cpu_seconds(pid_t pid);
 int thread_count(pid_t pid);
+int open_fd_count(pid_t pid);
 
 }  // namespace course::test

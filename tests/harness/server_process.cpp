@@ -37,8 +37,10 @@ struct ServerProcess::State {
     std::thread reader;
 
     ~State() {
+        // The child leads its own process group: kill anything it started too,
+        // or a leftover grandchild would hold the output pipes open.
+        if (pid > 0) ::kill(-pid, SIGKILL);
         if (pid > 0 && !reaped) {
-            ::kill(pid, SIGKILL);
             int status;
             ::waitpid(pid, &status, 0);
         }
@@ -104,7 +106,7 @@ ServerProcess::~ServerProcess() = default;
 ServerProcess ServerProcess::start(const std::string& binary, std::vector<std::string> args, StartOptions opts) {
     bool has_port = false;
     for (const auto& a : args) has_port = has_port || a == "--port" || a.rfind("--port=", 0) == 0;
-    if (!has_port && opts.wait_ready) args.insert(args.begin(), {"--port", "0"});
+    if (!has_port && opts.add_port_zero) args.insert(args.begin(), {"--port", "0"});
 
     // Everything the child needs is prepared before fork(): between fork and
     // exec a child of a multi-threaded process may only make async-signal-safe calls.
@@ -120,6 +122,9 @@ ServerProcess ServerProcess::start(const std::string& binary, std::vector<std::s
     pid_t pid = ::fork();
     if (pid < 0) throw std::runtime_error(fmt::format("fork: {}", std::strerror(errno)));
     if (pid == 0) {
+        ::setpgid(0, 0);
+        int null = ::open("/dev/null", O_RDONLY);
+        if (null >= 0) ::dup2(null, STDIN_FILENO);
         ::dup2(out[1], STDOUT_FILENO);
         ::dup2(err[1], STDERR_FILENO);
         sigset_t none;
@@ -156,10 +161,15 @@ ServerProcess ServerProcess::start(const std::string& binary, std::vector<std::s
     bool got = proc.s_->cv.wait_for(lock, opts.ready_timeout, [&] {
         return proc.s_->out.find('\n') != std::string::npos || proc.s_->out_eof;
     });
-    std::string line = proc.s_->out.substr(0, proc.s_->out.find('\n'));
-    if (!got || proc.s_->out.find('\n') == std::string::npos)
-        throw std::runtime_error(fmt::format("{}: no ready line within {} ms; stderr: {}", binary,
+    if (!got)
+        throw std::runtime_error(fmt::format("{}: no ready line within {} ms; stderr so far: {}", binary,
                                              opts.ready_timeout.count(), proc.s_->err));
+    if (proc.s_->out.find('\n') == std::string::npos) {
+        // It closed stdout (exited) without a ready line: wait for its last words on stderr.
+        proc.s_->cv.wait_for(lock, 5s, [&] { return proc.s_->err_eof; });
+        throw std::runtime_error(fmt::format("{}: exited without a ready line; stderr: {}", binary, proc.s_->err));
+    }
+    std::string line = proc.s_->out.substr(0, proc.s_->out.find('\n'));
     proc.s_->ready_line = line;
     auto colon = line.rfind(':');
     if (line.rfind("listening on ", 0) != 0 || colon == std::string::npos)

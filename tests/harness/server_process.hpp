@@ -36,6 +36,7 @@ struct Exit {
 struct StartOptions {
     std::optional<rlim_t> max_open_files;  // RLIMIT_NOFILE for the child
     bool wait_ready = true;                // false for processes expected to fail (bad CLI)
+    bool add_port_zero = true;             // add "--port 0" unless the arguments have a --port
     std::chrono::milliseconds ready_timeout = 10s;
 };
 

@@ -1,0 +1,3 @@
+// #region close
+void done(int fd) { close(fd); }
+// #endregion close
