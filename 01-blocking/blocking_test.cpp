@@ -25,6 +25,7 @@ struct Mode {
     const char* name;
     std::vector<std::string> args;
 };
+void PrintTo(const Mode& m, std::ostream* os) { *os << m.name; }  // names the ctest cases
 
 class BothModes : public testing::TestWithParam<Mode> {
 protected:
@@ -234,6 +235,7 @@ struct BadCli {
     std::vector<std::string> args;
     const char* message;  // a part of the one line expected on stderr
 };
+void PrintTo(const BadCli& b, std::ostream* os) { *os << b.name; }
 
 class BadCommandLine : public testing::TestWithParam<BadCli> {};
 
