@@ -186,16 +186,20 @@ Options run_parse(Cli& cli, const std::vector<std::string>& args) {
 }
 
 // A death test matches its regex against the child's stderr only. These
-// helpers route the stream under test to stderr and the other one elsewhere.
-void stdout_and_stderr_to_stderr() {
-    std::fflush(stdout);  // anything the test runner printed before stays out of the capture
-    ::dup2(STDERR_FILENO, STDOUT_FILENO);
+// helpers leave exactly one of the two streams on that capture.
+void discard(int fd) {
+    int null = ::open("/dev/null", O_WRONLY);
+    ::dup2(null, fd);
+    ::close(null);
 }
-void only_stdout_to_stderr() {
+void capture_only_stderr() {
+    std::fflush(stdout);  // what the test runner printed so far goes out first
+    discard(STDOUT_FILENO);
+}
+void capture_only_stdout() {
     std::fflush(stdout);
     ::dup2(STDERR_FILENO, STDOUT_FILENO);
-    int null = ::open("/dev/null", O_WRONLY);
-    ::dup2(null, STDERR_FILENO);
+    discard(STDERR_FILENO);
 }
 
 // gtest runs suites named *DeathTest first, before other tests may have started threads.
@@ -205,16 +209,16 @@ using CliDeathTest = CliTest;
 
 TEST_F(CliDeathTest, ParseExitsTwoWithOneLineOnStderrForABadCommandLine) {
     GTEST_FLAG_SET(death_test_style, "threadsafe");
-    // The whole output (stdout and stderr together) is that one line.
+    // The whole of stderr is that one line.
     EXPECT_EXIT(
         {
-            stdout_and_stderr_to_stderr();
+            capture_only_stderr();
             run_parse(cli, {"--port", "70000"});
         },
         ::testing::ExitedWithCode(2), "^05-test: --port must be between 0 and 65535, got 70000 \\(see --help\\)\n$");
     EXPECT_EXIT(
         {
-            stdout_and_stderr_to_stderr();
+            capture_only_stderr();
             run_parse(cli, {"--bogus"});
         },
         ::testing::ExitedWithCode(2), "^05-test: unknown argument '--bogus' \\(see --help\\)\n$");
@@ -225,7 +229,7 @@ TEST_F(CliDeathTest, ParseExitsZeroWithUsageOnStdoutForHelp) {
     // What the regex sees here is stdout only.
     EXPECT_EXIT(
         {
-            only_stdout_to_stderr();
+            capture_only_stdout();
             run_parse(cli, {"--help"});
         },
         ::testing::ExitedWithCode(0), "^usage: 05-test .*--poller epoll\\|poll.*SIGINT/SIGTERM");

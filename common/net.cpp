@@ -69,10 +69,13 @@ Fd connect_tcp(const std::string& host, std::uint16_t port) {
     std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> guard(ai, ::freeaddrinfo);
     Fd fd(::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol));
     if (!fd) throw_errno("socket");
-    int rc;
-    do {
+    int rc = ::connect(fd.get(), ai->ai_addr, ai->ai_addrlen);
+    // Interrupted, the connection goes on in the background; a second connect()
+    // waits for it, and says EISCONN if it completed in between.
+    while (rc < 0 && errno == EINTR) {
         rc = ::connect(fd.get(), ai->ai_addr, ai->ai_addrlen);
-    } while (rc < 0 && errno == EINTR);
+        if (rc < 0 && errno == EISCONN) rc = 0;
+    }
     if (rc < 0) throw_errno(fmt::format("connect {}:{}", host, port));
     return fd;
 }

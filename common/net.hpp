@@ -1,7 +1,8 @@
 // Socket set-up that every chapter needs and none of them teaches.
 //
 // Errors are thrown as std::system_error whose what() names the call and its
-// arguments, then errno's text: "bind 127.0.0.1:8080: Address already in use".
+// arguments, then errno's text: "bind 127.0.0.1:8080: Address already in use";
+// an address that does not resolve as std::runtime_error ("bad address 'x': ...").
 #pragma once
 
 #include "fd.hpp"

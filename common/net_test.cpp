@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -159,7 +160,7 @@ TEST(Net, SetNonblockingMakesAnEmptyReadReturnEagain) {
     ASSERT_EQ(::fcntl(client.get(), F_GETFL) & O_NONBLOCK, 0);
 
     set_nonblocking(client.get());
-    EXPECT_NE(::fcntl(client.get(), F_GETFL) & O_NONBLOCK, 0);
+    ASSERT_NE(::fcntl(client.get(), F_GETFL) & O_NONBLOCK, 0);  // ASSERT: a blocking read would hang
     char c;
     errno = 0;
     EXPECT_EQ(::read(client.get(), &c, 1), -1);
@@ -176,6 +177,29 @@ TEST(Net, PrintReadyLinePrintsExactlyTheContractLine) {
     testing::internal::CaptureStdout();
     print_ready_line(listener.get());
     EXPECT_EQ(testing::internal::GetCapturedStdout(), "listening on 127.0.0.1:" + std::to_string(port) + "\n");
+}
+
+TEST(Net, PrintReadyLineFlushesStdout) {
+    // A test harness waits for the ready line on a pipe: it must leave the
+    // process at once, not sit in stdio's buffer. Read fd 1 through a pipe
+    // without flushing anything ourselves. (When stdout is a terminal, stdio
+    // flushes at each newline anyway, so this can only fail when it is not.)
+    Fd listener = listen_tcp("127.0.0.1", 0);
+    int p[2];
+    ASSERT_EQ(::pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+    std::fflush(stdout);
+    int saved = ::dup(STDOUT_FILENO);
+    ::dup2(p[1], STDOUT_FILENO);
+    print_ready_line(listener.get());
+    char buf[128];
+    ssize_t n = ::read(p[0], buf, sizeof buf);
+    std::fflush(stdout);  // if the line was stuck in the buffer, it goes to the pipe, not the terminal
+    ::dup2(saved, STDOUT_FILENO);
+    ::close(saved);
+    ::close(p[0]);
+    ::close(p[1]);
+    ASSERT_GT(n, 0) << "nothing reached fd 1 before an explicit flush";
+    EXPECT_EQ(std::string(buf, static_cast<size_t>(n)), local_address(listener.get()).insert(0, "listening on ") + "\n");
 }
 
 TEST(Net, ThrowErrnoNamesTheCallAndErrnoText) {
