@@ -33,19 +33,26 @@ const bool colour = ::isatty(STDERR_FILENO) == 1;
 const auto start = std::chrono::steady_clock::now();
 const pid_t main_tid = ::getpid();
 
-// One trace line: "  12.345 ms  read(fd=5, len=16384) = 13".
-// Written with a single write(2) so lines from several threads never interleave.
-void emit(const std::string& call, const std::string& result, bool failed) {
+// The start of every trace line: "  12.345 ms", then " [tid N]" when the
+// caller is not the main thread.
+std::string line_prefix() {
     auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     std::string thread;
     if (pid_t tid = static_cast<pid_t>(::syscall(SYS_gettid)); tid != main_tid) thread = fmt::format(" [tid {}]", tid);
-    const char* dim = colour ? "\033[2m" : "";
-    const char* name = colour ? "\033[36m" : "";
-    const char* res = colour ? (failed ? "\033[31m" : "\033[32m") : "";
-    const char* off = colour ? "\033[0m" : "";
-    std::string line = fmt::format("{}{:10.3f} ms{}{} {}{}{} = {}{}{}\n", dim, ms, thread, off, name, call, off, res,
-                                   result, off);
-    [[maybe_unused]] ssize_t n = ::write(STDERR_FILENO, line.data(), line.size());
+    return colour ? fmt::format("\033[2m{:10.3f} ms{}\033[0m", ms, thread) : fmt::format("{:10.3f} ms{}", ms, thread);
+}
+
+// Written with a single write(2) so lines from several threads never interleave.
+void write_line(const std::string& line) { [[maybe_unused]] ssize_t n = ::write(STDERR_FILENO, line.data(), line.size()); }
+
+// One trace line: "    12.345 ms read(fd=5, len=16384) = 13".
+void emit(const std::string& call, const std::string& result, bool failed) {
+    if (colour) {
+        const char* res = failed ? "\033[31m" : "\033[32m";
+        write_line(fmt::format("{} \033[36m{}\033[0m = {}{}\033[0m\n", line_prefix(), call, res, result));
+    } else {
+        write_line(fmt::format("{} {} = {}\n", line_prefix(), call, result));
+    }
 }
 
 const char* errno_name(int e) {
@@ -171,10 +178,8 @@ bool tracing() { return trace_on.load(std::memory_order_relaxed); }
 
 void trace_note(const std::string& text) {
     if (!tracing()) return;
-    auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-    std::string line = colour ? fmt::format("\033[2m{:10.3f} ms\033[0m \033[33m{}\033[0m\n", ms, text)
-                              : fmt::format("{:10.3f} ms {}\n", ms, text);
-    [[maybe_unused]] ssize_t n = ::write(STDERR_FILENO, line.data(), line.size());
+    write_line(colour ? fmt::format("{} \033[33m{}\033[0m\n", line_prefix(), text)
+                      : fmt::format("{} {}\n", line_prefix(), text));
 }
 
 Counter counter(Call c) {
@@ -199,10 +204,7 @@ std::string stats_line() {
     return line;
 }
 
-void print_stats() {
-    std::string line = stats_line() + "\n";
-    [[maybe_unused]] ssize_t n = ::write(STDERR_FILENO, line.data(), line.size());
-}
+void print_stats() { write_line(stats_line() + "\n"); }
 
 }  // namespace sys
 }  // namespace course
