@@ -198,11 +198,7 @@ TEST_P(BothModes, EintrIsRetriedNotTakenForADisconnect) {
 
 TEST_P(BothModes, TraceShowsEachSystemCallAndItsResult) {
     auto server = start({"--trace"});
-    Fd conn = connect_to(server.port());
-    ASSERT_TRUE(send_all(conn.get(), "hello"));
-    ASSERT_EQ(recv_exactly(conn.get(), 5), "hello");
-    half_close(conn.get());
-    ASSERT_EQ(wait_closed(conn.get()), PeerEnd::eof);  // the server has read EOF and closed
+    ASSERT_TRUE(echo_session(server.port(), "hello"));  // returns once the server has closed
     expect_clean_exit_within_2s(server);
     std::string err = server.stderr_text();
     EXPECT_TRUE(std::regex_search(err, std::regex(R"(accept4\(fd=\d+\) = \d+)"))) << err;
@@ -214,11 +210,7 @@ TEST_P(BothModes, TraceShowsEachSystemCallAndItsResult) {
 
 TEST(Chapter01, WithoutTraceStderrHoldsOnlyTheStatsLine) {
     auto server = ServerProcess::start(kServer, {});
-    Fd conn = connect_to(server.port());
-    ASSERT_TRUE(send_all(conn.get(), "hello"));
-    ASSERT_EQ(recv_exactly(conn.get(), 5), "hello");
-    half_close(conn.get());
-    ASSERT_EQ(wait_closed(conn.get()), PeerEnd::eof);  // the server has read EOF and closed
+    ASSERT_TRUE(echo_session(server.port(), "hello"));  // returns once the server has closed
     expect_clean_exit_within_2s(server);
     std::string err = server.stderr_text();
     EXPECT_EQ(err.rfind("stats: ", 0), 0u) << err;

@@ -90,6 +90,14 @@ const char* to_string(PeerEnd e) {
     return "?";
 }
 
+bool echo_session(std::uint16_t port, std::string_view message, Millis timeout) {
+    Fd conn = connect_to(port);
+    if (!send_all(conn.get(), message, timeout) || recv_exactly(conn.get(), message.size(), timeout) != message)
+        return false;
+    half_close(conn.get());
+    return wait_closed(conn.get(), timeout) == PeerEnd::eof;
+}
+
 void half_close(int fd) { ::shutdown(fd, SHUT_WR); }
 
 void abort_close(Fd& fd) {

@@ -34,6 +34,10 @@ enum class PeerEnd { eof, reset, timeout, data };
 PeerEnd wait_closed(int fd, Millis timeout = 5s);
 const char* to_string(PeerEnd e);
 
+// One complete, polite session: connect, send `message`, read its echo,
+// half-close, and wait for the server to close. True if every step worked.
+bool echo_session(std::uint16_t port, std::string_view message, Millis timeout = 5s);
+
 // shutdown(SHUT_WR): "I have nothing more to send" (half-close).
 void half_close(int fd);
 // SO_LINGER {on, 0} then close: the kernel sends RST instead of FIN.

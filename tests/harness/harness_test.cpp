@@ -41,6 +41,15 @@ TEST(ServerProcess, StartsServerReadsPortAndStopsItCleanly) {
     EXPECT_GE(server.stats()["accept"], 1u) << server.stderr_text();
 }
 
+TEST(ClientHelpers, EchoSessionSucceedsAgainstAnEchoServerOnly) {
+    auto server = ServerProcess::start(kServer, {});
+    EXPECT_TRUE(echo_session(server.port(), "one whole session"));
+    // A peer that accepts but never echoes: the session fails (after its timeout).
+    Fd silent = listen_tcp("127.0.0.1", 0);
+    EXPECT_FALSE(echo_session(local_port(silent.get()), "anyone?", 200ms));
+    server.stop();
+}
+
 TEST(ServerProcess, ReportsAProgramThatCannotBeExecuted) {
     try {
         ServerProcess::start("/nonexistent/server", {});
