@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 
 #include <fstream>
 #include <regex>
@@ -125,6 +126,36 @@ TEST_P(BothModes, WritingToAClientThatLeftDoesNotKillTheServer) {
     expect_clean_exit_within_2s(server);
     auto stats = server.stats();
     EXPECT_GE(stats["write_err"] + stats["read_err"], 1u) << server.stderr_text();
+}
+
+// A blocking write into a full socket buffer, interrupted by a signal, returns
+// the bytes it copied so far (or -1/EINTR if none). write_all must go on from
+// there. The client reads slowly while SIGUSR1 keeps interrupting the server.
+TEST(Chapter01, WritesInterruptedBySignalsContinueWhereTheyStopped) {
+    auto server = ServerProcess::start(kServer, {"--trace"});
+    Fd conn = connect_to(server.port());
+    const std::string payload = random_bytes(16 << 20, 3);
+    std::thread sender([&] { send_all(conn.get(), payload, 60s); });
+    std::string echoed;
+    for (int i = 0; i < 20; ++i) {
+        // We are not reading: the buffers fill up and the server sleeps in
+        // write(). Interrupt it there, then read a little so it can go on.
+        ASSERT_TRUE(wait_until_in_syscall(server.pid(), SYS_write)) << "round " << i;
+        server.signal(SIGUSR1);
+        echoed += recv_exactly(conn.get(), 64 << 10, 5s);
+    }
+    echoed += recv_exactly(conn.get(), payload.size() - echoed.size(), 60s);
+    sender.join();
+    EXPECT_TRUE(echoed == payload) << "got " << echoed.size() << " bytes, differing from what was sent";
+    expect_clean_exit_within_2s(server);
+
+    // Check that the test did what it says: some write() was cut short.
+    std::string err = server.stderr_text();
+    std::regex write_line(R"(write\(fd=\d+, len=(\d+)\) = (-1 EINTR|\d+))");
+    int interrupted = 0;
+    for (std::sregex_iterator it(err.begin(), err.end(), write_line), end; it != end; ++it)
+        if ((*it)[2] == "-1 EINTR" || (*it)[2] != (*it)[1]) ++interrupted;
+    EXPECT_GE(interrupted, 1) << "no write was interrupted; the test proved nothing\n" << err.substr(err.rfind("stats:"));
 }
 
 TEST(Chapter01, SigpipeIsIgnoredSoAWriteToAGonePeerCannotKillTheServer) {

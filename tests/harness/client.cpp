@@ -164,6 +164,22 @@ int open_fd_count(pid_t pid) {
     return ec ? -1 : n;
 }
 
+long current_syscall(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/syscall");
+    std::string first;
+    if (!(in >> first) || first == "running") return -1;
+    return std::stol(first);
+}
+
+bool wait_until_in_syscall(pid_t pid, long nr, Millis timeout) {
+    auto deadline = Clock::now() + timeout;
+    while (current_syscall(pid) != nr) {
+        if (Clock::now() > deadline) return false;
+        ::usleep(1000);  // polling a state that has no event to wait on; bounded by the deadline
+    }
+    return true;
+}
+
 double cpu_seconds(pid_t pid) {
     std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
     std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <ostream>
 #include <random>
 #include <string>
 #include <string_view>
@@ -33,6 +34,7 @@ enum class PeerEnd { eof, reset, timeout, data };
 // Waits for the server to close the connection. `data` means bytes arrived instead.
 PeerEnd wait_closed(int fd, Millis timeout = 5s);
 const char* to_string(PeerEnd e);
+inline std::ostream& operator<<(std::ostream& os, PeerEnd e) { return os << to_string(e); }
 
 // One complete, polite session: connect, send `message`, read its echo,
 // half-close, and wait for the server to close. True if every step worked.
@@ -57,5 +59,10 @@ long rss_kib(pid_t pid);
 double cpu_seconds(pid_t pid);
 int thread_count(pid_t pid);
 int open_fd_count(pid_t pid);
+// The system call the process's main thread is blocked in (SYS_read,
+// SYS_write, ... from <sys/syscall.h>), or -1 if it is running.
+long current_syscall(pid_t pid);
+// Waits (bounded, polling /proc every millisecond) until current_syscall(pid) == nr.
+bool wait_until_in_syscall(pid_t pid, long nr, Millis timeout = 5s);
 
 }  // namespace course::test

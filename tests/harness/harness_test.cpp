@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -207,6 +208,13 @@ TEST(ProcReaders, ReadPlausibleValuesForThisProcess) {
     int before = open_fd_count(::getpid());
     Fd extra(::dup(0));
     EXPECT_EQ(open_fd_count(::getpid()), before + 1);
+}
+
+TEST(ProcReaders, SeeWhichSystemCallAProcessIsBlockedIn) {
+    auto proc = ServerProcess::start("/bin/sh", {"-c", "exec sleep 30"}, no_ready_line());
+    EXPECT_TRUE(wait_until_in_syscall(proc.pid(), SYS_clock_nanosleep));
+    EXPECT_FALSE(wait_until_in_syscall(proc.pid(), SYS_write, 50ms));
+    proc.stop(5s, SIGKILL);
 }
 
 TEST(RandomBytes, IsDeterministicPerSeedAndCoversAllByteValues) {
