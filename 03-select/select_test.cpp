@@ -1,1 +1,73 @@
+// Chapter 03 tests: what select does and cannot do. The shared contract is
+// tested for every chapter in tests/contract/.
+#include "client.hpp"
+#include "server_process.hpp"
+#include "workload.hpp"
+
 #include <gtest/gtest.h>
+#include <sys/select.h>
+
+using namespace course;
+using namespace course::test;
+
+namespace {
+
+constexpr const char* kServer = SERVER_BIN;
+
+TEST(Chapter03, RefusesDescriptorsBeyondFdSetsizeAndServesTheRest) {
+    raise_open_file_limit();  // this process holds 1,100 client sockets
+    StartOptions o;
+    o.max_open_files = 2000;  // enough for the server to get descriptors >= 1024
+    auto server = ServerProcess::start(kServer, {}, o);
+
+    std::vector<Fd> served;
+    int refused = 0;
+    for (int i = 0; i < 1100; ++i) {
+        Fd c = connect_to(server.port());
+        ASSERT_TRUE(send_all(c.get(), "?"));
+        if (recv_exactly(c.get(), 1, 2s) == "?") {
+            served.push_back(std::move(c));
+        } else {
+            ASSERT_NE(wait_closed(c.get(), 2s), PeerEnd::timeout) << "client " << i << " left hanging";
+            ++refused;
+        }
+    }
+    // Descriptors 0-2, the stop pipe, the listener and the reserve come first.
+    EXPECT_GE(served.size(), 1000u);
+    EXPECT_LE(served.size(), static_cast<size_t>(FD_SETSIZE));
+    EXPECT_EQ(served.size() + static_cast<size_t>(refused), 1100u);
+    for (auto& c : served) {  // everyone who got in is still served
+        ASSERT_TRUE(send_all(c.get(), "!"));
+        ASSERT_EQ(recv_exactly(c.get(), 1), "!");
+    }
+    EXPECT_TRUE(server.stop().clean()) << server.stderr_text();
+    EXPECT_NE(server.stderr_text().find("does not fit in an fd_set (FD_SETSIZE 1024)"), std::string::npos)
+        << server.stderr_text();
+}
+
+TEST(Chapter03, SameWorkloadNeedsNoEagainReads) {
+    auto server = ServerProcess::start(kServer, {});
+    EXPECT_EQ(ping_pong(server.port(), 10, 100, 64), "");  // 1,000 round trips of 64 bytes
+    ASSERT_TRUE(server.stop().clean());
+    auto stats = server.stats();
+    // select said "readable" before each read: the reads find data.
+    EXPECT_LE(stats["read_eagain"], 10u);
+    EXPECT_GE(stats["read"], 1000u);
+    // About one select per batch of ready clients; never a spinning loop.
+    EXPECT_LE(stats["select"], 3000u);
+    EXPECT_GE(stats["select"], 100u);
+}
+
+TEST(Chapter03, AnIdleServerSleepsInSelect) {
+    auto server = ServerProcess::start(kServer, {});
+    Fd client = connect_to(server.port());
+    ASSERT_TRUE(send_all(client.get(), "hi"));
+    ASSERT_EQ(recv_exactly(client.get(), 2), "hi");
+    EXPECT_TRUE(nothing_arrives(client.get(), 500ms));
+    ASSERT_TRUE(server.stop().clean());
+    auto stats = server.stats();
+    EXPECT_LE(stats["select"], 5u) << "select calls in 0.5 s of idleness: it should sleep, not spin";
+    EXPECT_EQ(stats["read_eagain"], 0u);
+}
+
+}  // namespace
