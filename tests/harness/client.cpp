@@ -172,8 +172,12 @@ long current_syscall(pid_t pid) {
 }
 
 bool wait_until_in_syscall(pid_t pid, long nr, Millis timeout) {
+    return eventually([&] { return current_syscall(pid) == nr; }, timeout);
+}
+
+bool eventually(const std::function<bool()>& condition, Millis timeout) {
     auto deadline = Clock::now() + timeout;
-    while (current_syscall(pid) != nr) {
+    while (!condition()) {
         if (Clock::now() > deadline) return false;
         ::usleep(1000);  // polling a state that has no event to wait on; bounded by the deadline
     }

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <ostream>
 #include <random>
 #include <string>
@@ -64,5 +65,10 @@ int open_fd_count(pid_t pid);
 long current_syscall(pid_t pid);
 // Waits (bounded, polling /proc every millisecond) until current_syscall(pid) == nr.
 bool wait_until_in_syscall(pid_t pid, long nr, Millis timeout = 5s);
+
+// Checks `condition` every millisecond until it holds (true) or `timeout`
+// passes (false): for state that has no event to wait on, such as /proc.
+//   ASSERT_TRUE(eventually([&] { return open_fd_count(pid) <= 10; }, 2s));
+bool eventually(const std::function<bool()>& condition, Millis timeout = 5s);
 
 }  // namespace course::test

@@ -217,6 +217,17 @@ TEST(ProcReaders, SeeWhichSystemCallAProcessIsBlockedIn) {
     proc.stop(5s, SIGKILL);
 }
 
+TEST(Eventually, ReturnsOnceTheConditionHoldsOrFalseAfterTheTimeout) {
+    int calls = 0;
+    EXPECT_TRUE(eventually([&] { return ++calls == 3; }));
+    EXPECT_EQ(calls, 3);  // checked again until it held, and no more
+    auto begin = std::chrono::steady_clock::now();
+    EXPECT_FALSE(eventually([] { return false; }, 50ms));
+    auto waited = std::chrono::steady_clock::now() - begin;
+    EXPECT_GE(waited, 50ms);
+    EXPECT_LT(waited, 5s);
+}
+
 TEST(RandomBytes, IsDeterministicPerSeedAndCoversAllByteValues) {
     EXPECT_EQ(random_bytes(1000, 7), random_bytes(1000, 7));
     EXPECT_NE(random_bytes(1000, 7), random_bytes(1000, 8));
