@@ -46,4 +46,27 @@ inline std::string ping_pong(std::uint16_t port, int clients, int rounds, size_t
     return "";
 }
 
+// `n` clients connected at the same time, each echoing one distinct message.
+// Connects in batches of 500, and waits after each batch until the server has
+// echoed for the batch's last client, so the listen backlog never overflows.
+// Returns an empty string on success, else what went wrong.
+inline std::string many_at_once(std::uint16_t port, int n) {
+    std::vector<Fd> clients;
+    clients.reserve(static_cast<size_t>(n));
+    auto msg = [](int i) { return fmt::format("{:06}", i); };
+    for (int i = 0; i < n; ++i) {
+        clients.push_back(connect_to(port));
+        if (i % 500 == 499 || i == n - 1) {
+            if (!send_all(clients[i].get(), msg(i)) || recv_exactly(clients[i].get(), 6) != msg(i))
+                return fmt::format("client {} was not served while connecting", i);
+        }
+    }
+    for (int i = 0; i < n; ++i)
+        if (i % 500 != 499 && i != n - 1 && !send_all(clients[i].get(), msg(i))) return fmt::format("send {}", i);
+    for (int i = 0; i < n; ++i)
+        if (i % 500 != 499 && i != n - 1 && recv_exactly(clients[i].get(), 6) != msg(i))
+            return fmt::format("client {}: bad echo", i);
+    return "";
+}
+
 }  // namespace course::test

@@ -1,0 +1,90 @@
+// Chapter 05 tests: level-triggered epoll, counted. The shared contract is
+// tested for every chapter in tests/contract/.
+#include "client.hpp"
+#include "server_process.hpp"
+#include "workload.hpp"
+
+#include <gtest/gtest.h>
+
+#include <regex>
+#include <thread>
+
+using namespace course;
+using namespace course::test;
+
+namespace {
+
+constexpr const char* kServer = SERVER_BIN;
+
+std::map<std::string, std::uint64_t> idle_stats(std::vector<std::string> args) {
+    auto server = ServerProcess::start(kServer, std::move(args));
+    Fd client = connect_to(server.port());
+    EXPECT_TRUE(send_all(client.get(), "hi"));
+    EXPECT_EQ(recv_exactly(client.get(), 2), "hi");
+    EXPECT_TRUE(nothing_arrives(client.get(), 300ms));  // idle
+    EXPECT_TRUE(server.stop().clean()) << server.stderr_text();
+    return server.stats();
+}
+
+TEST(Chapter05, AnIdleServerSleepsInEpollWait) {
+    auto stats = idle_stats({});
+    EXPECT_LE(stats["epoll_wait"], 5u);
+}
+
+// The classic LT mistake, on purpose: a socket with room in its send buffer
+// is always writable, so an armed EPOLLOUT makes every epoll_wait return at once.
+TEST(Chapter05, LeavingEpolloutArmedIsABusyLoop) {
+    auto stats = idle_stats({"--keep-epollout"});
+    EXPECT_GE(stats["epoll_wait"], 1000u) << "epoll_wait calls in 0.3 s with EPOLLOUT left armed";
+}
+
+TEST(Chapter05, SameWorkloadOneEpollWaitPerEventAndNoEagainReads) {
+    auto server = ServerProcess::start(kServer, {});
+    EXPECT_EQ(ping_pong(server.port(), 10, 100, 64), "");  // 1,000 round trips of 64 bytes
+    ASSERT_TRUE(server.stop().clean());
+    auto stats = server.stats();
+    EXPECT_LE(stats["read_eagain"], 10u);
+    EXPECT_GE(stats["read"], 1000u);
+    EXPECT_LE(stats["epoll_wait"], 3000u);
+    // Echoes of 64 bytes always fit the send buffer: EPOLLOUT is never needed,
+    // so the only epoll_ctl calls are the ADDs (stop pipe, listener, 10 clients).
+    EXPECT_EQ(stats["epoll_ctl"], 12u);
+}
+
+// A client that sends without reading: output piles up, so EPOLLOUT is armed
+// (MOD), and at the 256 KiB limit reading stops too (MOD). When the client
+// reads again, interest goes back to EPOLLIN alone (MOD). One epoll_ctl per
+// change of interest, never one per event.
+TEST(Chapter05, EpolloutIsArmedOnlyWhileOutputIsPending) {
+    auto server = ServerProcess::start(kServer, {"--trace"});
+    Fd conn = connect_to(server.port());
+    const std::string payload = random_bytes(32 << 20, 5);
+    std::thread sender([&] { send_all(conn.get(), payload, 60s); });
+    // Not reading yet: wait until the server has stopped reading from us.
+    ASSERT_TRUE(server.wait_for_stderr(", MOD, fd=", 10s)) << "no epoll_ctl MOD while the client does not read";
+    std::string echoed = recv_exactly(conn.get(), payload.size(), 60s);
+    sender.join();
+    EXPECT_TRUE(echoed == payload);
+    half_close(conn.get());
+    EXPECT_EQ(wait_closed(conn.get(), 10s), PeerEnd::eof);
+    ASSERT_TRUE(server.stop().clean());
+
+    std::string err = server.stderr_text();
+    EXPECT_NE(err.find("MOD, fd="), std::string::npos);
+    EXPECT_TRUE(std::regex_search(err, std::regex(R"(MOD, fd=\d+, (IN\|)?OUT\) = 0)"))) << "EPOLLOUT armed";
+    EXPECT_TRUE(std::regex_search(err, std::regex(R"(MOD, fd=\d+, IN\) = 0)"))) << "and disarmed again";
+    auto stats = server.stats();
+    EXPECT_LE(stats["epoll_ctl"] * 4, stats["epoll_wait"]) << "epoll_ctl calls should be rare next to events";
+}
+
+TEST(Chapter05, ServesTenThousandConcurrentConnections) {
+    raise_open_file_limit();
+    constexpr int kClients = 10000;
+    StartOptions o;
+    o.max_open_files = kClients + 100;
+    auto server = ServerProcess::start(kServer, {}, o);
+    EXPECT_EQ(many_at_once(server.port(), kClients), "");
+    EXPECT_TRUE(server.stop().clean()) << server.stderr_text();
+}
+
+}  // namespace
