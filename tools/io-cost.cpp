@@ -8,7 +8,8 @@
 //       spread over R round trips), median of K runs.
 //   io-cost SERVER --idle-cpu SECONDS [-- SERVER ARGS]
 //       One client connects, echoes once and stays idle: the server's CPU use
-//       and calls per second while nothing happens.
+//       and calls per second while nothing happens (counted over the whole run,
+//       so they include the one echo).
 //
 // The server is pinned to CPU 1 and this program to CPU 0 when the machine has
 // two or more, so that they do not steal each other's time.
@@ -105,10 +106,13 @@ void idle_cpu(const std::string& server, const std::vector<std::string>& args, d
     double cpu = cpu_seconds(proc.pid()) - before;
     proc.stop();
     auto stats = proc.stats();
+    std::string waits;  // the call a multiplexing server sleeps in, if any
+    for (const char* kind : {"select", "poll", "epoll_wait"})
+        if (stats.count(kind)) waits += fmt::format(", {} {}s ({:.1f}/s)", stats[kind], kind, stats[kind] / wall);
     fmt::print("idle {:.1f} s, one idle client: server CPU {:.0f}% of one core; per second: {:.0f} reads "
-               "({:.0f} EAGAIN), {:.0f} accepts ({:.0f} EAGAIN)\n",
+               "({:.0f} EAGAIN), {:.0f} accepts ({:.0f} EAGAIN){}\n",
                wall, 100 * cpu / wall, stats["read"] / wall, stats["read_eagain"] / wall, stats["accept"] / wall,
-               stats["accept_eagain"] / wall);
+               stats["accept_eagain"] / wall, waits);
 }
 
 std::vector<int> parse_list(const std::string& text) {

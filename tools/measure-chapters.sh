@@ -9,6 +9,9 @@ run() { echo "== $*"; "$@"; }
 {
 run $B/io-cost $B/02-nonblocking-spin --idle-cpu 3
 for b in 100 1000 10000; do run $B/io-cost $B/02-nonblocking-spin --idle-cpu 3 -- --backoff-us $b; done
+for s in "01-blocking --threads" 03-select 04-poll 05-epoll-lt 06-epoll-et; do
+    set -- $s; run $B/io-cost $B/$1 --idle-cpu 3 ${2:+-- $2}  # the sleeping servers: ~0% CPU
+done
 run $B/io-cost $B/02-nonblocking-spin --idle 0,10,100,1000
 for b in 100 1000 10000; do run $B/io-cost $B/02-nonblocking-spin --idle 0 --round-trips 2000 -- --backoff-us $b; done
 run $B/io-cost $B/01-blocking --idle 0,10,100,1000 -- --threads
