@@ -1,0 +1,79 @@
+// The poller interface: the part of the runtime that waits for the network,
+// hidden behind five functions so that nothing above it knows whether epoll,
+// kqueue, IOCP or plain poll(2) does the waiting.
+//
+// Go's runtime/netpoll.go opens with the same list: every platform provides
+// netpollinit, netpollopen(fd, pd), netpollclose(fd), netpoll(delay) and
+// netpollBreak (plus netpollIsPollDescriptor, which we do not need). They are
+// the virtual functions below, in C++ spelling; the backends are
+// netpoll_epoll.cpp (Go's netpoll_epoll.go) and netpoll_poll.cpp (no Go
+// counterpart: there to show that the interface is the whole contract).
+//
+// netpoll() does not return events: it returns the coroutines that the events
+// made runnable (Go's gList), found through the PollDesc registered with each
+// fd. It never resumes them: the scheduler queues them and resumes them later.
+#pragma once
+
+#include "poll_desc.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+#include <system_error>
+
+namespace course::runtime {
+
+// #region poller
+class Poller {
+public:
+    virtual ~Poller() = default;
+    virtual const char* name() const = 0;
+
+    // Go's netpollinit: create the poller and its break fd. Called once, by
+    // make_poller. Throws std::system_error if the kernel refuses.
+    virtual void netpoll_init() = 0;
+
+    // Go's netpollopen: watch `fd` for the rest of its life; `pd` is what
+    // netpoll hands to netpollready when the fd becomes ready.
+    virtual std::error_code netpoll_open(int fd, PollDesc* pd) = 0;
+
+    // Go's netpollclose: stop watching `fd`. Call it before close(2).
+    virtual std::error_code netpoll_close(int fd) = 0;
+
+    // Go's netpoll: wait for the network and return the waiters it made
+    // runnable. delay < 0 blocks until something happens, delay == 0 only
+    // looks, delay > 0 waits at most that long (at least 1 ms: see the
+    // backends). An interrupted wait (EINTR) returns an empty list, so that
+    // the caller can look at what the signal handler changed.
+    // The list is the poller's own buffer, valid until the next call.
+    virtual std::span<const Waiter> netpoll(std::chrono::nanoseconds delay) = 0;
+
+    // Go's netpollBreak: wake a netpoll blocked in another thread, or in this
+    // thread when called from a signal handler. Many calls before the poller
+    // wakes cost one wake-up. Async-signal-safe.
+    virtual void netpoll_break() noexcept = 0;
+
+    // How many netpoll_break calls actually wrote to the break fd: the
+    // coalesced ones do not count. For tests and the stats line.
+    virtual std::uint64_t break_writes() const noexcept = 0;
+};
+// #endregion poller
+
+// "epoll" or "poll" (the --poller flag), initialised and ready to use.
+// Throws std::invalid_argument for any other name.
+std::unique_ptr<Poller> make_poller(std::string_view name);
+
+// The backends, each in its own file; make_poller calls netpoll_init on them.
+std::unique_ptr<Poller> new_epoll_poller();
+std::unique_ptr<Poller> new_poll_poller();
+
+// The delay as the millisecond timeout that epoll_wait and poll take:
+// rounded UP, so that a positive delay never becomes 0 (a busy loop of
+// zero-timeout polls while a deadline is a few microseconds away), and so
+// that netpoll never returns before a deadline is due. Go rounds sub-millisecond
+// delays up to 1 ms and truncates the rest.
+int timeout_ms(std::chrono::nanoseconds delay);
+
+}  // namespace course::runtime
