@@ -14,6 +14,8 @@ namespace {
 
 std::atomic<bool> stop_flag{false};
 int pipe_fds[2] = {-1, -1};  // the self-pipe: [0] is polled, [1] written by the handler
+std::atomic<void (*)() noexcept> stop_hook{nullptr};
+static_assert(std::atomic<void (*)() noexcept>::is_always_lock_free);
 
 void on_stop_signal(int) {
     // Only async-signal-safe work here: an atomic store, write(2), alarm(2).
@@ -22,6 +24,7 @@ void on_stop_signal(int) {
     char byte = 1;
     [[maybe_unused]] ssize_t n = ::write(pipe_fds[1], &byte, 1);  // non-blocking; a full pipe is fine
     ::alarm(1);
+    if (auto hook = stop_hook.load()) hook();
     errno = saved;
 }
 
@@ -53,5 +56,7 @@ void install_signal_handlers() {
 bool stop_requested() { return stop_flag.load(); }
 
 int stop_fd() { return pipe_fds[0]; }
+
+void set_stop_hook(void (*hook)() noexcept) { stop_hook.store(hook); }
 
 }  // namespace course

@@ -19,4 +19,10 @@ void install_signal_handlers();
 bool stop_requested();
 int stop_fd();
 
+// A function the SIGINT/SIGTERM handler calls after setting stop_requested(),
+// for a loop that sleeps somewhere stop_fd() cannot reach (chapter 07's
+// netpoll is woken by its own netpoll_break). It runs in the signal handler:
+// it must be async-signal-safe. nullptr removes it.
+void set_stop_hook(void (*hook)() noexcept);
+
 }  // namespace course

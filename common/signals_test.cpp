@@ -65,6 +65,24 @@ TEST_F(SignalsDeathTest, SigintRequestsStopAndWakesTheStopFd) {
     EXPECT_EXIT(stop_signal_requests_stop(SIGINT), ::testing::ExitedWithCode(0), "");
 }
 
+static std::atomic<int> hook_calls{0};
+static void count_hook() noexcept { hook_calls.fetch_add(1); }
+
+TEST_F(SignalsDeathTest, TheStopHookRunsInTheHandlerAfterTheFlagIsSet) {
+    auto body = [] {
+        install_signal_handlers();
+        set_stop_hook(count_hook);
+        ::raise(SIGTERM);
+        CHILD_CHECK(stop_requested());
+        CHILD_CHECK(hook_calls.load() == 1);
+        set_stop_hook(nullptr);  // removed: the next stop signal does not call it
+        ::raise(SIGINT);
+        CHILD_CHECK(hook_calls.load() == 1);
+        std::_Exit(0);
+    };
+    EXPECT_EXIT(body(), ::testing::ExitedWithCode(0), "");
+}
+
 TEST_F(SignalsDeathTest, HandlersAreInstalledWithoutSaRestart) {
     auto body = [] {
         install_signal_handlers();

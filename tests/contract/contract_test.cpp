@@ -85,6 +85,10 @@ std::vector<Server> servers() {
 #ifdef HAVE_06
     table.push_back({"06-epoll-et", BIN_06, {}, {}});
 #endif
+#ifdef HAVE_07
+    table.push_back({"07-netpoller", BIN_07, {}, {}});
+    table.push_back({"07-netpoller-poll", BIN_07, {"--poller", "poll"}, {}});
+#endif
     return table;
 }
 

@@ -1,0 +1,176 @@
+#include "scheduler.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+
+#include <fmt/format.h>
+
+namespace course::runtime {
+namespace {
+
+thread_local Scheduler* current_scheduler = nullptr;
+
+[[noreturn]] void fatal(const char* what) {
+    std::fprintf(stderr, "runtime: %s\n", what);
+    std::abort();
+}
+
+}  // namespace
+
+Scheduler::Scheduler(std::string_view poller) : poller_(make_poller(poller)) {
+    scratch_.reserve(64);
+    timers_.reserve(64);
+    // The first scheduler of a thread is its current one: go() may be called
+    // before run() (main starts its first coroutine so).
+    if (!current_scheduler) current_scheduler = this;
+}
+
+Scheduler::~Scheduler() {
+    if (current_scheduler == this) current_scheduler = nullptr;
+}
+
+Scheduler& Scheduler::current() {
+    if (!current_scheduler) fatal("go() outside Scheduler::run() and with no scheduler");
+    return *current_scheduler;
+}
+
+void go(Task<void> task) { Scheduler::current().spawn(std::move(task)); }
+
+void Scheduler::spawn(Task<void> task) {
+    auto h = task.release();
+    h.promise().detached = true;
+    ++detail::live_goroutines;
+    ++stats_.spawned;
+    ready(h);
+}
+
+void Scheduler::RunQueue::push(std::coroutine_handle<> h) {
+    if (size() == buf_.size()) {  // full: double, unrolling the ring
+        std::vector<std::coroutine_handle<>> bigger(buf_.size() * 2);
+        for (std::size_t i = 0; i < size(); ++i) bigger[i] = buf_[(head_ + i) & (buf_.size() - 1)];
+        tail_ = size();
+        head_ = 0;
+        buf_.swap(bigger);
+    }
+    buf_[tail_++ & (buf_.size() - 1)] = h;
+}
+
+void Scheduler::ready(std::coroutine_handle<> h) { runq_.push(h); }
+
+void Scheduler::inject(std::span<const Waiter> waiters) {
+    for (Waiter w : waiters) runq_.push(w);
+}
+
+// #region run
+void Scheduler::run() {
+    outer_ = current_scheduler == this ? nullptr : current_scheduler;
+    current_scheduler = this;
+    while (!stopping()) {
+        run_ready();
+        if (stopping() || (runq_.empty() && live() == 0)) break;
+        Clock::time_point now = Clock::now();
+        // Copy what netpoll returned into the run queue at once: the span is the
+        // poller's buffer, reused by the next call.
+        std::span<const Waiter> woken = poller_->netpoll(runq_.empty() ? next_delay(now) : std::chrono::nanoseconds(0));
+        ++stats_.netpolls;
+        stats_.woken += woken.size();
+        inject(woken);
+        fire_timers(Clock::now());
+    }
+    if (stopping()) shutdown();
+    current_scheduler = outer_;
+}
+
+// Runs the coroutines that are runnable now, in order; those they make
+// runnable wait for the next round, after a netpoll(0): a busy connection
+// cannot keep the others from being polled.
+void Scheduler::run_ready() {
+    for (std::size_t n = runq_.size(); n > 0 && !stopping(); --n) {
+        ++stats_.resumed;
+        resume(runq_.pop());
+    }
+}
+// #endregion run
+
+std::chrono::nanoseconds Scheduler::next_delay(Clock::time_point now) const {
+    if (timers_.empty()) return std::chrono::nanoseconds(-1);  // block until the network or a break wakes us
+    return std::max(std::chrono::nanoseconds(0), timers_.front().when - now);
+}
+
+// #region timers
+void Scheduler::fire_timers(Clock::time_point now) {
+    while (!timers_.empty() && timers_.front().when <= now) {
+        std::pop_heap(timers_.begin(), timers_.end(), std::greater<>{});
+        Timer t = timers_.back();
+        timers_.pop_back();
+        scratch_.clear();
+        // A stale timer (the deadline moved, the fd was closed or reused) is ignored by the PollDesc.
+        if (t.pd->netpoll_deadline(scratch_, t.mode, t.seq)) ++stats_.expired;
+        inject(scratch_);
+    }
+}
+
+void Scheduler::set_deadline(PollDesc& pd, Mode mode, Clock::time_point deadline) {
+    scratch_.clear();
+    pd.poll_set_deadline(scratch_, mode, deadline, Clock::now());
+    inject(scratch_);  // a deadline in the past wakes the parked waiter (with "timed out")
+    for (Mode m : {Mode::read, Mode::write}) {
+        if (mode != m && mode != Mode::read_write) continue;
+        Clock::time_point d = pd.deadline(m);
+        if (d == kNoDeadline || d == kDeadlineExpired) continue;
+        timers_.push_back({d, &pd, m, pd.seq(m)});
+        std::push_heap(timers_.begin(), timers_.end(), std::greater<>{});
+        ++stats_.timers;
+    }
+}
+// #endregion timers
+
+PollDesc* Scheduler::poll_open(int fd, std::error_code& ec) {
+    PollDesc* pd = runtime::poll_open(cache_, *poller_, fd, ec);
+    if (!pd) return nullptr;
+    if (static_cast<std::size_t>(fd) >= open_.size()) open_.resize(static_cast<std::size_t>(fd) + 1, nullptr);
+    open_[fd] = pd;
+    ++stats_.open;
+    return pd;
+}
+
+void Scheduler::poll_close(PollDesc* pd) {
+    open_[pd->fd()] = nullptr;
+    --stats_.open;
+    runtime::poll_close(cache_, *poller_, pd);
+}
+
+void Scheduler::stop() noexcept {
+    stop_.store(true, std::memory_order_relaxed);
+    poller_->netpoll_break();
+}
+
+// #region shutdown
+// Unblocks every open descriptor, as if each were being closed: every parked
+// coroutine wakes with "closed", and so does every later operation. Then runs
+// the run queue until it is empty, so each coroutine finishes (and frees its
+// frame) the normal way. Bounded: a coroutine that keeps yielding forever, or
+// one parked on something other than a descriptor, is left alone (never destroyed).
+void Scheduler::shutdown() {
+    for (int round = 0; round < 8 && live() > 0; ++round) {
+        scratch_.clear();
+        for (PollDesc* pd : open_)
+            if (pd && !pd->closing()) pd->poll_unblock(scratch_);
+        inject(scratch_);
+        for (long steps = 0; !runq_.empty() && steps < 100'000'000; ++steps) {
+            ++stats_.resumed;
+            resume(runq_.pop());
+        }
+    }
+}
+// #endregion shutdown
+
+std::string Scheduler::stats_text() const {
+    return fmt::format("go={} resumed={} netpoll={} netpoll_woken={} timers={} timers_expired={} goroutines_left={}",
+                       stats_.spawned, stats_.resumed, stats_.netpolls, stats_.woken, stats_.timers, stats_.expired,
+                       live());
+}
+
+}  // namespace course::runtime
