@@ -147,7 +147,8 @@ void spawn_connection_thread(Fd conn) {
 // EMFILE at once, again and again: the loop spins, and a waiting client hangs
 // until it gives up. The reserved-fd trick: hold one spare descriptor for this
 // moment. Free it, accept, and take the spare back. If that fails, we really
-// are out of descriptors: close the client at once (it sees EOF, not silence).
+// are out of descriptors: close the client at once (it sees the connection
+// end, EOF or RST, instead of silence).
 // If it works, descriptors were freed while we waited: serve the client.
 Fd open_reserve() { return Fd(::open("/dev/null", O_RDONLY | O_CLOEXEC)); }
 

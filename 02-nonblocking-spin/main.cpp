@@ -88,7 +88,7 @@ void accept_clients(int listen_fd, Fd& reserve, std::map<int, Connection>& conns
             reserve.reset();  // free one descriptor, take the waiting client
             fd = sys::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
             reserve = Fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-            if (fd >= 0 && !reserve) {  // still no room: close it, it sees EOF at once
+            if (fd >= 0 && !reserve) {  // still no room: close it at once (EOF, or RST if it sent data)
                 sys::trace_note(fmt::format("fd {}: out of descriptors, closing the new client", fd));
                 sys::close(fd);
                 reserve = Fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));

@@ -332,6 +332,37 @@ size_t receive_repeated_block(int fd, const std::string& block, size_t total, Mi
     return received;
 }
 
+// A client that sends and never reads ends up stalled: its echo fills every
+// buffer on the way back, the server stops reading from it, and TCP stops the
+// client. From then on a server that waits properly makes no system calls
+// for it at all. One that keeps asking to read a connection whose echo buffer
+// is full (EPOLLIN, POLLIN, or the fd left in select's read set) is woken
+// again and again for data it will not take: a busy loop that --trace shows.
+TEST_P(ContractTest, AStalledClientCostsNoSystemCalls) {
+    if (traits().spins_when_idle) GTEST_SKIP() << "this server makes calls all the time by design";
+    auto server = start({"--trace"});
+    Fd conn = connect_to(server.port());
+    // Send until nothing more goes in for 300 ms: every buffer is full.
+    const std::string chunk(1 << 16, 'x');
+    bool stalled = false;
+    for (int i = 0; i < 4096 && !stalled; ++i) {  // at most 256 MiB
+        ssize_t n = ::send(conn.get(), chunk.data(), chunk.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n < 0 && errno == EAGAIN) {
+            pollfd p{conn.get(), POLLOUT, 0};
+            stalled = ::poll(&p, 1, 300) == 0;
+        }
+    }
+    ASSERT_TRUE(stalled) << "the client never stalled: does the server read without limit?";
+    const size_t before = server.stderr_text().size();
+    pollfd p{conn.get(), POLLOUT, 0};
+    ASSERT_EQ(::poll(&p, 1, 300), 0);  // 300 ms more, still stalled: the window we look at
+    std::string during = server.stderr_text().substr(before);
+    EXPECT_LE(std::count(during.begin(), during.end(), '\n'), 5) << "calls made while stalled:\n"
+                                                                 << during.substr(0, 2000);
+    conn.reset();
+    expect_clean_exit_within_2s(server);
+}
+
 // Client A sends 256 MiB and does not read. The server must stop reading
 // from A once its bounded buffer for A is full (backpressure), keep serving
 // B, and not grow: a server that buffered A's echo would grow by hundreds of
