@@ -15,6 +15,13 @@ namespace {
 constexpr const char* kServer = SERVER_BIN;
 
 TEST(Chapter03, RefusesDescriptorsBeyondFdSetsizeAndServesTheRest) {
+#if defined(__SANITIZE_THREAD__)
+    // ThreadSanitizer does not intercept select(2): a signal that arrives while
+    // the server sleeps in it is deferred by TSan's own handler until the next
+    // intercepted call, and with a thousand idle clients none comes, so SIGTERM
+    // is never seen. (Observed; 03 has one thread, TSan has nothing to check.)
+    GTEST_SKIP() << "select(2) and signals under ThreadSanitizer";
+#endif
     raise_open_file_limit();  // this process holds 1,100 client sockets
     StartOptions o;
     o.max_open_files = 2000;  // enough for the server to get descriptors >= 1024

@@ -5,7 +5,8 @@
 // instead of the bare ::read, ::accept4, ... so that `--trace` prints one line
 // per call and the stats line on exit counts calls and EAGAIN results per kind.
 // They add nothing else: no retry on EINTR, no error handling. That stays in
-// the chapter, where the lesson is.
+// the chapter, where the lesson is. With --trace on they format and allocate,
+// so they are not async-signal-safe: never call them from a signal handler.
 #pragma once
 
 #include <poll.h>
