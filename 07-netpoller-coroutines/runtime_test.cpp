@@ -11,6 +11,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <new>
@@ -319,6 +320,209 @@ TEST_P(Runtime, ATimerThatFiresAfterCloseIsIgnored) {
     go(body());
     sched.run();
     EXPECT_EQ(sched.stats().expired, 1u) << "only sleep_on's timer took effect";
+}
+
+// Issue 5, behaviour 5, for writes. The peer never reads, so the socket
+// buffers fill and write_all parks; 8 MiB is far more than they hold.
+constexpr std::size_t kMoreThanTheBuffers = std::size_t{8} << 20;
+
+TEST_P(Runtime, WriteToAPeerThatDoesNotReadTimesOutAfterTheDeadline) {
+    auto [a, b] = conn_pair(sched);
+    const std::string data(kMoreThanTheBuffers, 'w');
+    IoResult result;
+    Clock::duration took{};
+    auto body = [&]() -> Task<> {
+        auto start = Clock::now();
+        b.set_write_deadline(start + 50ms);
+        result = co_await b.write_all(data);
+        took = Clock::now() - start;
+        co_await a.close();
+        co_await b.close();
+    };
+    go(body());
+    sched.run();
+    EXPECT_EQ(result.err, net_errc::timeout);
+    EXPECT_EQ(result.err.message(), "i/o timeout");
+    EXPECT_GT(result.n, 0u) << "what fitted in the buffers was written";
+    EXPECT_LT(result.n, data.size()) << "the buffers never filled: the test proved nothing";
+    EXPECT_GE(took, 50ms);
+    EXPECT_LT(took, 2s);
+}
+
+TEST_P(Runtime, ADeadlineInThePastWakesAParkedWriterAtOnce) {
+    auto [a, b] = conn_pair(sched);
+    const std::string data(kMoreThanTheBuffers, 'w');
+    IoResult result;
+    bool writer_done = false;
+    auto writer = [&]() -> Task<> {
+        result = co_await b.write_all(data);  // fills the buffers, then parks
+        writer_done = true;
+    };
+    auto other = [&]() -> Task<> {
+        EXPECT_FALSE(writer_done) << "the writer must be parked by now (FIFO: it ran first)";
+        b.set_write_deadline(Clock::now() - 1s);
+        co_await sched.yield();
+        co_await b.close();  // b first: a writer still parked would get "closed", not SIGPIPE
+        co_await a.close();
+    };
+    go(writer());
+    go(other());
+    auto start = Clock::now();
+    sched.run();
+    EXPECT_EQ(result.err, net_errc::timeout);
+    EXPECT_LT(result.n, data.size());
+    EXPECT_LT(Clock::now() - start, 1s);
+    EXPECT_EQ(sched.stats().timers, 0u) << "a past deadline needs no timer";
+}
+
+TEST_P(Runtime, ExtendingTheWriteDeadlineWhileParkedDoesNotTimeOutEarly) {
+    auto [a, b] = conn_pair(sched);
+    auto [c, d] = conn_pair(sched);  // c: for sleeping
+    const std::string data(kMoreThanTheBuffers, 'w');
+    IoResult result;
+    std::size_t drained = 0;
+    auto writer = [&]() -> Task<> {
+        b.set_write_deadline(Clock::now() + 200ms);
+        result = co_await b.write_all(data);
+        co_await b.close();
+    };
+    auto other = [&]() -> Task<> {
+        co_await sleep_on(c, 50ms);
+        b.set_write_deadline(Clock::now() + 30s);  // extended while the writer is parked
+        co_await sleep_on(c, 350ms);               // well past the first deadline
+        std::vector<char> buf(65536);
+        while (drained < data.size()) {  // now read everything: the writer finishes
+            auto [n, err] = co_await a.read(buf);
+            if (err) break;
+            drained += n;
+        }
+        for (Conn* x : {&a, &c, &d}) co_await x->close();
+    };
+    go(writer());
+    go(other());
+    sched.run();
+    EXPECT_FALSE(result.err) << result.err.message();
+    EXPECT_EQ(result.n, data.size());
+    EXPECT_EQ(drained, data.size());
+    EXPECT_EQ(sched.stats().expired, 2u) << "only the two sleeps";
+}
+
+TEST_P(Runtime, AWriteTimerThatFiresAfterCloseIsIgnored) {
+    auto [a, b] = conn_pair(sched);
+    auto [c, d] = conn_pair(sched);
+    std::error_code e_err, f_err;
+    auto body = [&]() -> Task<> {
+        b.set_write_deadline(Clock::now() + 20ms);
+        co_await b.close();
+        auto [e, f] = conn_pair(sched);  // one of them likely reuses b's PollDesc
+        co_await sleep_on(c, 100ms);     // b's timer fires meanwhile
+        e_err = (co_await e.write_all(std::string_view("x"))).err;
+        f_err = (co_await f.write_all(std::string_view("x"))).err;
+        for (Conn* x : {&a, &c, &d, &e, &f}) co_await x->close();
+    };
+    go(body());
+    sched.run();
+    EXPECT_FALSE(e_err) << e_err.message();
+    EXPECT_FALSE(f_err) << f_err.message();
+    EXPECT_EQ(sched.stats().expired, 1u) << "only sleep_on's timer took effect";
+}
+
+// Issue 5, behaviour 6: readiness and a deadline reach a parked reader in the
+// same scheduler round. It is resumed once, with one result: the data or
+// "i/o timeout", never both, never twice. After its result the reader yields
+// twice, so a second wake-up would find it alive and show in the counters.
+struct OneResult {
+    int results = 0;
+    IoResult result;
+    bool exactly_one() const {
+        return results == 1 && (result.err ? result.n == 0 && result.err == net_errc::timeout : result.n == 4);
+    }
+};
+
+// Data arrives and, before the reader runs (before netpoll has even seen the
+// data), its deadline is moved into the past.
+TEST_P(Runtime, DataAndAPastDeadlineTogetherDeliverExactlyOneResult) {
+    auto [a, b] = conn_pair(sched);
+    OneResult got;
+    auto reader = [&]() -> Task<> {
+        char buf[8];
+        got.result = co_await b.read(buf);  // parks
+        ++got.results;
+        co_await sched.yield();
+        co_await sched.yield();
+        co_await a.close();
+        co_await b.close();
+    };
+    auto other = [&]() -> Task<> {
+        co_await a.write_all(std::string_view("data"));  // b is readable: the next netpoll says so
+        b.set_read_deadline(Clock::now() - 1s);           // and the deadline has passed: wakes the reader
+        co_return;
+    };
+    go(reader());
+    go(other());
+    sched.run();
+    EXPECT_TRUE(got.exactly_one()) << got.results << " results, n=" << got.result.n << " " << got.result.err.message();
+    EXPECT_EQ(sched.stats().resumed, 5u) << "2 starts, 1 wake-up of the reader, its 2 yields";
+}
+
+// The deadline timer fires and netpoll returns the reader's readiness in the
+// same round of the loop.
+TEST_P(Runtime, DataAndATimerFiringInTheSameRoundDeliverExactlyOneResult) {
+    auto [a, b] = conn_pair(sched);
+    OneResult got;
+    Clock::time_point deadline = Clock::now() + 5ms;
+    auto reader = [&]() -> Task<> {
+        b.set_read_deadline(deadline);
+        char buf[8];
+        got.result = co_await b.read(buf);  // parks
+        ++got.results;
+        co_await sched.yield();
+        co_await sched.yield();
+        co_await a.close();
+        co_await b.close();
+    };
+    auto other = [&]() -> Task<> {
+        // Runs right after the reader has parked. Waits without parking (so
+        // the loop cannot poll in between) until the deadline has passed, then
+        // makes b readable: the loop's next netpoll returns the reader, and
+        // the timer, due by then, fires right after it.
+        while (Clock::now() <= deadline) {
+        }
+        co_await a.write_all(std::string_view("data"));
+    };
+    go(reader());
+    go(other());
+    sched.run();
+    EXPECT_TRUE(got.exactly_one()) << got.results << " results, n=" << got.result.n << " " << got.result.err.message();
+    EXPECT_EQ(sched.stats().resumed, 5u) << "2 starts, 1 wake-up of the reader, its 2 yields";
+    EXPECT_EQ(sched.stats().expired, 1u) << "the timer fired (in that round: the reader closes b right after)";
+}
+
+// Go deletes or moves a descriptor's timer when its deadline changes; here
+// the old entry stays behind, stale, until the scheduler sweeps it. A new
+// deadline before each of 100,000 reads must not leave 100,000 entries.
+TEST_P(Runtime, ADeadlineBeforeEveryReadKeepsTheTimerHeapSmall) {
+    auto [a, b] = conn_pair(sched);
+    long got = 0;
+    std::size_t most = 0;
+    auto body = [&]() -> Task<> {
+        char out = 'x', in = 0;
+        for (int i = 0; i < 100'000; ++i) {
+            co_await a.write_all(std::span(&out, 1));
+            b.set_read_deadline(Clock::now() + 1min);  // a new deadline, a new timer, every time
+            auto [n, err] = co_await b.read(std::span(&in, 1));
+            if (err || n != 1) break;
+            ++got;
+            most = std::max(most, sched.timers_pending());
+        }
+        co_await a.close();
+        co_await b.close();
+    };
+    go(body());
+    sched.run();
+    EXPECT_EQ(got, 100'000);
+    EXPECT_EQ(sched.stats().timers, 100'000u);
+    EXPECT_LE(most, 128u) << "stale timers pile up in the heap";
 }
 
 // Issue 5, behaviour 8: shutdown with 1,000 parked coroutines. Each holds an

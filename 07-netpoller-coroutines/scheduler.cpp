@@ -120,10 +120,25 @@ void Scheduler::set_deadline(PollDesc& pd, Mode mode, Clock::time_point deadline
         if (mode != m && mode != Mode::read_write) continue;
         Clock::time_point d = pd.deadline(m);
         if (d == kNoDeadline || d == kDeadlineExpired) continue;
-        timers_.push_back({d, &pd, m, pd.seq(m)});
-        std::push_heap(timers_.begin(), timers_.end(), std::greater<>{});
+        push_timer({d, &pd, m, pd.seq(m)});
         ++stats_.timers;
     }
+}
+
+// Go deletes or moves a descriptor's timer when its deadline changes. Here
+// the old entry stays in the heap, stale, and fire_timers ignores it when it
+// comes due; but a deadline set before every read would grow the heap by one
+// entry per read. So when the heap has doubled since the last sweep, drop
+// every stale entry and rebuild it: amortised O(1) extra per timer, and the
+// heap never holds more than about twice the live timers.
+void Scheduler::push_timer(Timer t) {
+    if (timers_.size() >= sweep_at_) {
+        std::erase_if(timers_, [](const Timer& x) { return x.stale(); });
+        std::make_heap(timers_.begin(), timers_.end(), std::greater<>{});
+        sweep_at_ = std::max<std::size_t>(64, 2 * timers_.size());
+    }
+    timers_.push_back(t);
+    std::push_heap(timers_.begin(), timers_.end(), std::greater<>{});
 }
 // #endregion timers
 

@@ -79,6 +79,8 @@ public:
 
     Poller& poller() { return *poller_; }
     std::size_t live() const { return detail::live_goroutines; }
+    // Entries in the timer heap, stale ones included (tests: the heap stays bounded).
+    std::size_t timers_pending() const { return timers_.size(); }
 
     // The runtime's own counters, "key=value ..." as on the stats line.
     struct Stats {
@@ -114,19 +116,24 @@ private:
     };
 
     // A deadline timer (Go arms one per pollDesc direction): fires
-    // netpoll_deadline(mode, seq) on `pd` at `when`. Stale ones (seq changed) do nothing.
+    // netpoll_deadline(mode, seq) on `pd` at `when`. Stale ones (seq changed:
+    // the deadline moved, or the fd was closed) do nothing, and push_timer
+    // sweeps them out. PollDescs are never freed, so `pd` stays readable.
     struct Timer {
         Clock::time_point when;
         PollDesc* pd;
         Mode mode;
         std::uint64_t seq;
         bool operator>(const Timer& o) const { return when > o.when; }
+        bool stale() const { return seq != pd->seq(mode); }
     };
+    void push_timer(Timer t);
 
     std::unique_ptr<Poller> poller_;
     PollCache cache_;
     RunQueue runq_;
     std::vector<Timer> timers_;      // a min-heap on `when`
+    std::size_t sweep_at_ = 64;      // push_timer drops the stale timers when the heap reaches this size
     std::vector<PollDesc*> open_;    // open_[fd]: the PollDesc of an open fd, or nullptr
     WaiterList scratch_;             // reused, for poll_set_deadline and timers
     std::atomic<bool> stop_{false};
