@@ -258,6 +258,24 @@ TEST_P(Runtime, ReadWithNoDataTimesOutAfterTheDeadline) {
     EXPECT_LT(took, 2s);
 }
 
+TEST_P(Runtime, SettingTheSameDeadlineTwiceArmsOneTimer) {
+    auto [a, b] = conn_pair(sched);
+    std::error_code err;
+    auto body = [&]() -> Task<> {
+        auto deadline = Clock::now() + 20ms;
+        b.set_read_deadline(deadline);
+        b.set_read_deadline(deadline);  // unchanged: no second timer
+        char buf[8];
+        err = (co_await b.read(buf)).err;
+        co_await a.close();
+        co_await b.close();
+    };
+    go(body());
+    sched.run();
+    EXPECT_EQ(err, net_errc::timeout);
+    EXPECT_EQ(sched.stats().timers, 1u);
+}
+
 TEST_P(Runtime, ADeadlineInThePastWakesAParkedReaderAtOnce) {
     auto [a, b] = conn_pair(sched);
     std::error_code err;

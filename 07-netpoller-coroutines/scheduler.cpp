@@ -113,11 +113,15 @@ void Scheduler::fire_timers(Clock::time_point now) {
 }
 
 void Scheduler::set_deadline(PollDesc& pd, Mode mode, Clock::time_point deadline) {
+    const std::uint64_t seq_before[2] = {pd.seq(Mode::read), pd.seq(Mode::write)};
     scratch_.clear();
     pd.poll_set_deadline(scratch_, mode, deadline, Clock::now());
     inject(scratch_);  // a deadline in the past wakes the parked waiter (with "timed out")
     for (Mode m : {Mode::read, Mode::write}) {
         if (mode != m && mode != Mode::read_write) continue;
+        // The same deadline again: its timer is armed already (a second one
+        // with the same sequence number would fire on an expired deadline).
+        if (pd.seq(m) == seq_before[m == Mode::read ? 0 : 1]) continue;
         Clock::time_point d = pd.deadline(m);
         if (d == kNoDeadline || d == kDeadlineExpired) continue;
         push_timer({d, &pd, m, pd.seq(m)});

@@ -21,4 +21,8 @@ run $B/io-cost $B/05-epoll-lt --idle 0,10,100,1000,10000
 run $B/io-cost $B/06-epoll-et --idle 0,10,100,1000,10000
 run $B/syscall-counts $B/01-blocking,--threads $B/02-nonblocking-spin $B/03-select $B/04-poll $B/05-epoll-lt $B/06-epoll-et
 run $B/syscall-counts --clients 2 --rounds 20 --size 1048576 $B/05-epoll-lt $B/06-epoll-et
+# Chapter 07 (docs/measurements/2026-11-24-chapter-07.txt has more: repeated runs, memory, callgrind).
+run $B/io-cost $B/07-netpoller-coroutines --idle 0,10,100,1000,10000
+run $B/conn-memory $B/07-netpoller-coroutines --counts 1000,10000
+run tools/callgrind-roundtrip.sh $B/07-netpoller-coroutines
 }
