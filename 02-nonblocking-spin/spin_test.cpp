@@ -57,8 +57,11 @@ TEST(Chapter02, SameWorkloadCostsManyEagainReads) {
     EXPECT_EQ(ping_pong(server.port(), 10, 100, 64), "");  // 1,000 round trips of 64 bytes
     ASSERT_TRUE(server.stop().clean());
     auto stats = server.stats();
-    // At least one useless read per round trip: every sweep asks every client.
-    EXPECT_GE(stats["read_eagain"], 1000u);
+    // Every sweep asks every client, so useless reads pile up: usually thousands
+    // for this workload, fewer when the machine is busy and the loop comes round
+    // less often. A server that sleeps until data is there (chapters 03-07)
+    // makes about none.
+    EXPECT_GE(stats["read_eagain"], 100u);
     EXPECT_GE(stats["read"] - stats["read_eagain"], 1000u) << "the reads that found data";
 }
 
