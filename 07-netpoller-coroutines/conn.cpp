@@ -41,7 +41,7 @@ const std::error_category& net_category() noexcept {
 // #region errmap
 // What a wait that did not end in readiness means to the caller (Go's
 // convertErr in fd_poll_runtime.go).
-std::error_code Conn::wait_error(PollError e) const {
+std::error_code Conn::wait_error_slow(PollError e) const {
     switch (e) {
         case PollError::none: return {};
         case PollError::closing: return net_errc::closed;
@@ -76,41 +76,73 @@ Conn& Conn::operator=(Conn&& other) noexcept {
 Conn::~Conn() { close_now(); }
 
 // #region read
-Task<IoResult> Conn::read(std::span<char> buf) {
-    if (!is_open()) co_return {0, net_errc::closed};
-    if (buf.empty()) co_return {};
-    if (auto err = wait_error(pd_->poll_reset(Mode::read))) co_return {0, err};
-    for (;;) {
-        ssize_t n = sys::read(fd_.get(), buf.data(), buf.size());
-        if (n > 0) co_return {static_cast<std::size_t>(n), {}};
-        if (n == 0) co_return {0, net_errc::eof};
-        if (errno == EINTR) continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK) co_return {0, from_errno(errno)};
+IoOp Conn::read(std::span<char> buf) {
+    if (!is_open()) return IoOp({0, net_errc::closed});
+    if (buf.empty()) return IoOp(IoResult{});
+    if (auto err = wait_error(pd_->poll_reset(Mode::read))) return IoOp({0, err});
+    IoResult r;
+    if (try_read(buf, r)) return IoOp(r);  // the fast path: no coroutine frame, no scheduler
+    return IoOp(read_slow(buf));
+}
+
+// Go's loop in internal/poll, from its first EAGAIN on.
+Task<IoResult> Conn::read_slow(std::span<char> buf) {
+    IoResult r;
+    do {
         // Nothing to read: park until netpoll, a deadline or close hands us back.
         // If readiness was noted already, this completes without suspending.
         if (auto err = wait_error(co_await pd_->wait(Mode::read))) co_return {0, err};
+    } while (!try_read(buf, r));  // woken for nothing (a deadline that moved): park again
+    co_return r;
+}
+
+bool Conn::try_read(std::span<char> buf, IoResult& r) {
+    for (;;) {
+        ssize_t n = sys::read(fd_.get(), buf.data(), buf.size());
+        if (n > 0) r = {static_cast<std::size_t>(n), {}};
+        else if (n == 0) r = {0, net_errc::eof};
+        else if (errno == EINTR) continue;
+        else if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
+        else r = {0, from_errno(errno)};
+        return true;
     }
 }
 // #endregion read
 
 // #region write
-Task<IoResult> Conn::write_all(std::span<const char> data) {
-    if (!is_open()) co_return {0, net_errc::closed};
-    if (auto err = wait_error(pd_->poll_reset(Mode::write))) co_return {0, err};
-    std::size_t done = 0;
-    while (done < data.size()) {
-        ssize_t n = sys::write(fd_.get(), data.data() + done, data.size() - done);
+IoOp Conn::write_all(std::span<const char> data) {
+    if (!is_open()) return IoOp({0, net_errc::closed});
+    if (auto err = wait_error(pd_->poll_reset(Mode::write))) return IoOp({0, err});
+    IoResult r;
+    if (try_write(data, r)) return IoOp(r);   // the fast path: all written at once
+    return IoOp(write_slow(data, r.n));       // r.n bytes are out; the socket buffer is full
+}
+
+Task<IoResult> Conn::write_slow(std::span<const char> data, std::size_t done) {
+    IoResult r{done, {}};
+    do {
+        // Park until the peer has read some of what we sent. This is
+        // backpressure: the coroutine that waits here is not reading.
+        if (auto err = wait_error(co_await pd_->wait(Mode::write))) co_return {r.n, err};
+    } while (!try_write(data, r));
+    co_return r;
+}
+
+// Writes from data[r.n] on until all is written (true), an error (true,
+// r.err set), or the socket buffer is full (false).
+bool Conn::try_write(std::span<const char> data, IoResult& r) {
+    while (r.n < data.size()) {
+        ssize_t n = sys::write(fd_.get(), data.data() + r.n, data.size() - r.n);
         if (n >= 0) {
-            done += static_cast<std::size_t>(n);  // maybe fewer than asked: write the rest
+            r.n += static_cast<std::size_t>(n);  // maybe fewer than asked: write the rest
             continue;
         }
         if (errno == EINTR) continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK) co_return {done, from_errno(errno)};
-        // The socket buffer is full: park until the peer has read some of it.
-        // This is backpressure: the coroutine that waits here is not reading.
-        if (auto err = wait_error(co_await pd_->wait(Mode::write))) co_return {done, err};
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
+        r.err = from_errno(errno);
+        break;
     }
-    co_return {done, {}};
+    return true;
 }
 // #endregion write
 

@@ -42,6 +42,14 @@ public:
     // Go's netpollclose: stop watching `fd`. Call it before close(2).
     virtual std::error_code netpoll_close(int fd) = 0;
 
+    // Go's netpollarm, which only its level-triggered pollers have (AIX's
+    // poll, Solaris's event ports): a waiter is about to park on `pd` for
+    // `mode`; ask the kernel about that direction from the next call on.
+    // PollDesc calls it only if arms() is true; epoll does not need it (every
+    // fd is watched for both directions, once, from netpoll_open on).
+    virtual bool arms() const noexcept { return false; }
+    virtual void netpoll_arm(PollDesc& /*pd*/, Mode /*mode*/) {}
+
     // Go's netpoll: wait for the network and return the waiters it made
     // runnable. delay < 0 blocks until something happens, delay == 0 only
     // looks, delay > 0 waits at most that long (at least 1 ms: see the

@@ -6,19 +6,20 @@
 // now"), again and again, for as long as they hold. So the question is what to
 // ask for. Asking for POLLIN|POLLOUT on every fd would make poll return at once
 // forever: an idle connection is always writable, and a socket with unread data
-// stays readable while its coroutine is busy elsewhere. Our choice:
+// stays readable while its coroutine is busy elsewhere. Go's answer for its
+// level-triggered pollers (AIX's netpoll uses poll(2)) is netpollarm:
 //
-//   ask for POLLIN only while a reader is parked on the fd, and POLLOUT only
-//   while a writer is parked; skip the fd entirely (fd = -1) while nobody is.
+//   a waiter about to park arms its direction (POLLIN or POLLOUT) on its fd;
+//   a reported direction is disarmed, so it is reported once per arm;
+//   an fd with nothing armed is skipped entirely (fd = -1).
 //
-// Nothing is lost by not asking: a level is still there when a waiter parks,
-// and the next poll reports it. So this backend never needs sticky readiness:
-// it marks a slot only for a parked waiter. Skipping the fd, not just passing
-// events = 0, matters: poll always reports POLLHUP and POLLERR, asked or not,
-// so a hung-up idle connection would make every call return at once.
+// Nothing is lost by not asking: a level is still there when a waiter arms,
+// and the next poll reports it. Skipping the fd, not just passing events = 0,
+// matters: poll always reports POLLHUP and POLLERR, asked or not, so a
+// hung-up idle connection would make every call return at once.
 //
-// The cost is chapter 04's: each call rebuilds the interest of every fd and
-// the kernel scans them all, O(registered fds), however few are ready.
+// The cost is chapter 04's: every call hands the kernel the whole array and
+// the kernel scans it all, O(registered fds), however few are ready.
 #include "netpoll.hpp"
 #include "netpoll_break.hpp"
 
@@ -50,7 +51,7 @@ public:
         if (static_cast<size_t>(fd) >= index_.size()) index_.resize(static_cast<size_t>(fd) + 1, -1);
         if (index_[fd] >= 0) return std::make_error_code(std::errc::file_exists);  // as EPOLL_CTL_ADD
         index_[fd] = static_cast<int>(fds_.size());
-        fds_.push_back({fd, 0, 0});
+        fds_.push_back({-1, 0, 0});  // nothing armed yet: skipped
         watched_.push_back({fd, pd});
         return {};
     }
@@ -71,32 +72,43 @@ public:
     }
 
     // #region netpoll
+    bool arms() const noexcept override { return true; }
+
+    void netpoll_arm(PollDesc& pd, Mode mode) override {
+        pollfd& p = fds_[index_[pd.fd()]];
+        p.fd = pd.fd();
+        p.events |= mode == Mode::read ? POLLIN | POLLRDHUP : POLLOUT;
+    }
+
     std::span<const Waiter> netpoll(std::chrono::nanoseconds delay) override {
         to_run_.clear();
-        for (size_t i = 1; i < fds_.size(); ++i) {  // the interest, rebuilt on every call
-            const PollDesc* pd = watched_[i].pd;
-            short events = 0;
-            if (pd->state(Mode::read) == WaitSlot::parked) events |= POLLIN | POLLRDHUP;
-            if (pd->state(Mode::write) == WaitSlot::parked) events |= POLLOUT;
-            fds_[i].fd = events != 0 ? watched_[i].fd : -1;  // -1: poll skips it, POLLHUP included
-            fds_[i].events = events;
-        }
         int n = sys::poll(fds_.data(), fds_.size(), timeout_ms(delay));
         if (n < 0) {
             if (errno == EINTR) return {};
             throw_errno("poll");
         }
-        if (fds_[0].revents & POLLIN) {
+        if (fds_[0].revents != 0) {
+            --n;
             if (delay != std::chrono::nanoseconds::zero()) break_.drain();  // as in the epoll backend
         }
-        for (size_t i = 1; i < fds_.size(); ++i) {
-            short re = fds_[i].revents;
+        for (size_t i = 1; i < fds_.size() && n > 0; ++i) {  // stop after the n-th reported fd
+            pollfd& p = fds_[i];
+            short re = p.revents;
             if (re == 0) continue;
-            // Go's mapping of epoll events, limited to what a waiter asked for.
-            // POLLNVAL (the fd was closed under us) wakes both: the syscall reports EBADF.
+            --n;
+            // Go's mapping of epoll events, limited to what was armed; each
+            // reported direction is disarmed. POLLNVAL (the fd was closed
+            // under us) wakes both: the syscall reports EBADF.
             int mode = 0;
-            if ((re & (POLLIN | POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) && (fds_[i].events & POLLIN)) mode += 'r';
-            if ((re & (POLLOUT | POLLHUP | POLLERR | POLLNVAL)) && (fds_[i].events & POLLOUT)) mode += 'w';
+            if ((re & (POLLIN | POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) && (p.events & POLLIN)) {
+                mode += 'r';
+                p.events &= ~(POLLIN | POLLRDHUP);
+            }
+            if ((re & (POLLOUT | POLLHUP | POLLERR | POLLNVAL)) && (p.events & POLLOUT)) {
+                mode += 'w';
+                p.events &= ~POLLOUT;
+            }
+            if (p.events == 0) p.fd = -1;  // nothing armed: skip it, POLLHUP included
             if (mode == 0) continue;
             watched_[i].pd->set_event_err(re == POLLERR);
             netpollready(to_run_, *watched_[i].pd, static_cast<Mode>(mode));

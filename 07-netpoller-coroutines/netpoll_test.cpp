@@ -319,6 +319,32 @@ TEST_P(Backend, ZeroDelayPollLeavesTheBreakForABlockingPoll) {
 
 // --- the poller and PollDesc together ------------------------------------------
 
+// A waiter that leaves without I/O (here a deadline) leaves its direction
+// asked for: the poll backend armed it (Go's netpollarm) and nothing disarmed
+// it. The data that arrives afterwards may be reported, once (it is noted as
+// sticky readiness); after that the poller must sleep, not return at once for
+// a level nobody waits for. With epoll the edge is reported once anyway.
+TEST_P(Backend, ALevelLeftArmedIsReportedAtMostOnce) {
+    SocketPair sp;
+    PollDesc* pd = open(sp.a);
+    settle();
+    std::optional<PollError> result;
+    Probe reader = wait_on(*pd, Mode::read, result);
+    ASSERT_FALSE(reader.done());
+    WaiterList woken;
+    auto now = Clock::now();
+    pd->poll_set_deadline(woken, Mode::read, now, now);  // expired: the reader leaves
+    ASSERT_TRUE(resume_if_only(woken, reader));
+    EXPECT_EQ(result, PollError::timeout);
+
+    send_byte(sp.b);  // nobody reads it
+    EXPECT_TRUE(poller->netpoll(0ns).empty());  // maybe reported here: nobody to wake
+    auto t0 = std::chrono::steady_clock::now();
+    EXPECT_TRUE(poller->netpoll(30ms).empty());
+    EXPECT_GE(since(t0), 30ms) << "the poller woke up again for a level nobody waits for";
+    close(pd);
+}
+
 TEST_P(Backend, ReadinessWithNobodyWaitingIsNotLost) {
     SocketPair sp;
     PollDesc* pd = open(sp.a);

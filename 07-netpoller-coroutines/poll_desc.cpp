@@ -25,9 +25,10 @@ WaitSlot& PollDesc::slot(Mode mode) {
 
 const WaitSlot& PollDesc::slot(Mode mode) const { return const_cast<PollDesc*>(this)->slot(mode); }
 
-void PollDesc::init(int fd) {
+void PollDesc::init(int fd, Poller* arm) {
     if (rg_.state == WaitSlot::parked || wg_.state == WaitSlot::parked) fatal("blocked waiter on free polldesc");
     fd_ = fd;
+    arm_ = arm;
     closing_ = false;
     event_err_ = false;
     rg_ = {};
@@ -71,6 +72,7 @@ std::optional<PollError> PollDesc::netpollblock(Mode mode) {
     // Go re-checks the errors here, because another thread may have closed the
     // fd between its check and this point. Ours cannot change in between.
     s.state = WaitSlot::wait;
+    if (arm_) arm_->netpoll_arm(*this, mode);  // Go calls it in pollWait, on the same platforms
     return std::nullopt;
 }
 
@@ -190,7 +192,7 @@ void PollCache::free(PollDesc* pd) {
 
 PollDesc* poll_open(PollCache& cache, Poller& poller, int fd, std::error_code& ec) {
     PollDesc* pd = cache.alloc();
-    pd->init(fd);
+    pd->init(fd, poller.arms() ? &poller : nullptr);
     ec = poller.netpoll_open(fd, pd);
     if (ec) {
         cache.free(pd);

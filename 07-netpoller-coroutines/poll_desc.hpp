@@ -72,7 +72,8 @@ class PollDesc {
 public:
     // Go's poll_runtime_pollOpen, minus the registration: forget everything
     // about the previous user of this PollDesc and start serving `fd`.
-    void init(int fd);
+    // `arm`: a level-triggered poller to tell before each park (netpoll_arm).
+    void init(int fd, Poller* arm = nullptr);
 
     int fd() const { return fd_; }
     // fdseq changes every time the PollDesc is freed for reuse (PollCache::free);
@@ -158,6 +159,7 @@ private:
     std::uint64_t fdseq_ = 0;  // Go: fdseq, "protects against stale pollDesc"
     bool closing_ = false;
     bool event_err_ = false;  // Go: the pollEventErr bit of atomicInfo
+    Poller* arm_ = nullptr;   // the poll(2) backend: told before each park
     WaitSlot rg_, wg_;
     std::uint64_t rseq_ = 0, wseq_ = 0;  // Go: rseq/wseq, "protects from stale timers"
     Clock::time_point rd_ = kNoDeadline, wd_ = kNoDeadline;

@@ -70,14 +70,13 @@ void Scheduler::run() {
     while (!stopping()) {
         run_ready();
         if (stopping() || (runq_.empty() && live() == 0)) break;
-        Clock::time_point now = Clock::now();
         // Copy what netpoll returned into the run queue at once: the span is the
         // poller's buffer, reused by the next call.
-        std::span<const Waiter> woken = poller_->netpoll(runq_.empty() ? next_delay(now) : std::chrono::nanoseconds(0));
+        std::span<const Waiter> woken = poller_->netpoll(runq_.empty() ? next_delay() : std::chrono::nanoseconds(0));
         ++stats_.netpolls;
         stats_.woken += woken.size();
         inject(woken);
-        fire_timers(Clock::now());
+        if (!timers_.empty()) fire_timers(Clock::now());  // no deadline set: no clock read
     }
     if (stopping()) shutdown();
     current_scheduler = outer_;
@@ -94,9 +93,9 @@ void Scheduler::run_ready() {
 }
 // #endregion run
 
-std::chrono::nanoseconds Scheduler::next_delay(Clock::time_point now) const {
+std::chrono::nanoseconds Scheduler::next_delay() const {
     if (timers_.empty()) return std::chrono::nanoseconds(-1);  // block until the network or a break wakes us
-    return std::max(std::chrono::nanoseconds(0), timers_.front().when - now);
+    return std::max(std::chrono::nanoseconds(0), timers_.front().when - Clock::now());
 }
 
 // #region timers

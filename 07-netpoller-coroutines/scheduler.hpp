@@ -98,7 +98,7 @@ public:
 private:
     void run_ready();
     void fire_timers(Clock::time_point now);
-    std::chrono::nanoseconds next_delay(Clock::time_point now) const;
+    std::chrono::nanoseconds next_delay() const;
     void shutdown();
 
     // A FIFO ring buffer that only grows: steady state allocates nothing

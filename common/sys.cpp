@@ -76,13 +76,20 @@ const char* errno_name(int e) {
     }
 }
 
-// Counts one call and, when tracing, prints it. `describe` formats the call
-// only when a line is printed. errno is preserved for the caller.
+// Every wrapper below is: the call; quiet(), which counts it and is the whole
+// story in the common case (success, not tracing: a few instructions, since
+// this cost is part of every chapter's per-round-trip cost); else note().
+inline bool quiet(Call kind, long long result) {
+    counters[static_cast<int>(kind)].calls.fetch_add(1, std::memory_order_relaxed);
+    return result >= 0 && !trace_on.load(std::memory_order_relaxed);
+}
+
+// Counts a failure by kind and, when tracing, prints the call. `describe`
+// formats the call only when a line is printed. errno is preserved.
 template <class Describe>
-long long note(Call kind, long long result, Describe&& describe) {
+[[gnu::noinline]] long long note(Call kind, long long result, Describe&& describe) {
     const int saved = errno;
     auto& c = counters[static_cast<int>(kind)];
-    c.calls.fetch_add(1, std::memory_order_relaxed);
     if (result < 0) {
         if (saved == EAGAIN || saved == EWOULDBLOCK) c.eagain.fetch_add(1, std::memory_order_relaxed);
         else if (saved == EINTR) c.eintr.fetch_add(1, std::memory_order_relaxed);
@@ -113,26 +120,31 @@ const char* call_name(Call c) {
 
 int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
     int r = ::accept4(fd, addr, len, flags);
+    if (quiet(Call::accept, r)) return r;
     return static_cast<int>(note(Call::accept, r, [&] { return fmt::format("accept4(fd={})", fd); }));
 }
 
 ssize_t read(int fd, void* buf, size_t len) {
     ssize_t r = ::read(fd, buf, len);
+    if (quiet(Call::read, r)) return r;
     return note(Call::read, r, [&] { return fmt::format("read(fd={}, len={})", fd, len); });
 }
 
 ssize_t write(int fd, const void* buf, size_t len) {
     ssize_t r = ::write(fd, buf, len);
+    if (quiet(Call::write, r)) return r;
     return note(Call::write, r, [&] { return fmt::format("write(fd={}, len={})", fd, len); });
 }
 
 int close(int fd) {
     int r = ::close(fd);
+    if (quiet(Call::close, r)) return r;
     return static_cast<int>(note(Call::close, r, [&] { return fmt::format("close(fd={})", fd); }));
 }
 
 int shutdown(int fd, int how) {
     int r = ::shutdown(fd, how);
+    if (quiet(Call::shutdown, r)) return r;
     return static_cast<int>(note(Call::shutdown, r, [&] {
         const char* h = how == SHUT_RD ? "SHUT_RD" : how == SHUT_WR ? "SHUT_WR" : "SHUT_RDWR";
         return fmt::format("shutdown(fd={}, {})", fd, h);
@@ -141,17 +153,20 @@ int shutdown(int fd, int how) {
 
 int select(int nfds, fd_set* rd, fd_set* wr, fd_set* ex, timeval* timeout) {
     int r = ::select(nfds, rd, wr, ex, timeout);
+    if (quiet(Call::select, r)) return r;
     return static_cast<int>(note(Call::select, r, [&] { return fmt::format("select(nfds={})", nfds); }));
 }
 
 int poll(pollfd* fds, nfds_t nfds, int timeout_ms) {
     int r = ::poll(fds, nfds, timeout_ms);
+    if (quiet(Call::poll, r)) return r;
     return static_cast<int>(
         note(Call::poll, r, [&] { return fmt::format("poll(nfds={}, timeout={})", nfds, timeout_ms); }));
 }
 
 int epoll_wait(int epfd, epoll_event* events, int max_events, int timeout_ms) {
     int r = ::epoll_wait(epfd, events, max_events, timeout_ms);
+    if (quiet(Call::epoll_wait, r)) return r;
     return static_cast<int>(note(Call::epoll_wait, r, [&] {
         return fmt::format("epoll_wait(epfd={}, max={}, timeout={})", epfd, max_events, timeout_ms);
     }));
@@ -159,6 +174,7 @@ int epoll_wait(int epfd, epoll_event* events, int max_events, int timeout_ms) {
 
 int epoll_ctl(int epfd, int op, int fd, epoll_event* event) {
     int r = ::epoll_ctl(epfd, op, fd, event);
+    if (quiet(Call::epoll_ctl, r)) return r;
     return static_cast<int>(note(Call::epoll_ctl, r, [&] {
         const char* o = op == EPOLL_CTL_ADD ? "ADD" : op == EPOLL_CTL_MOD ? "MOD" : "DEL";
         std::string ev;

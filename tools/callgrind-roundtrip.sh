@@ -16,6 +16,15 @@
 # read/write/epoll_wait is not (valgrind cannot see it). Server start-up and
 # the warm-up are excluded by the zeroing. The client is Python; its speed does
 # not matter, since its instructions are not counted.
+# Under valgrind the server is about 50 times slower than the client, so the
+# next ping often arrives before the server is back in epoll_wait: it finds
+# the data at once, and the count would mix two paths in proportions that
+# change from run to run (we saw 700-1,150 for the same binary). So by default
+# (WAIT=1) the client, after each echo, waits until the server is blocked in
+# epoll_wait/poll/select (read from /proc/PID/syscall, at most 100 ms): every
+# round trip then takes the same path, the one a real ping-pong takes, with
+# one wait for readiness. WAIT=0 pings back to back. The server's stats line
+# (system calls over the whole run, warm-up included) is printed at the end.
 # If callgrind_control cannot reach a server blocked in a system call, the
 # client pings until the command has been handled; those extra round trips are
 # printed, and the ones after the zeroing are counted too (0 on this machine).
@@ -28,7 +37,7 @@ if [[ $# -lt 1 ]]; then usage >&2; exit 2; fi
 if [[ $1 == -h || $1 == --help ]]; then usage; exit 0; fi
 server=$1
 shift
-: "${WARMUP:=1000}" "${ROUNDS:=10000}" "${TOP:=15}"
+: "${WARMUP:=1000}" "${ROUNDS:=10000}" "${TOP:=15}" "${WAIT:=1}"
 for tool in valgrind callgrind_control callgrind_annotate python3; do
     command -v "$tool" >/dev/null || { echo "callgrind-roundtrip: $tool not found (apt-get install valgrind python3)" >&2; exit 1; }
 done
@@ -55,9 +64,11 @@ for _ in $(seq 600); do
 done
 [[ -n $port ]] || { echo "callgrind-roundtrip: no ready line within 60 s" >&2; exit 1; }
 
-python3 - "$port" "$pid" "$WARMUP" "$ROUNDS" <<'EOF'
-import socket, subprocess, sys
-port, pid, warmup, rounds = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+python3 - "$port" "$pid" "$WARMUP" "$ROUNDS" "$WAIT" <<'EOF'
+import socket, subprocess, sys, time
+port, pid, warmup, rounds, wait = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1"
+WAITING = {"7", "23", "232", "270", "281", "441"}  # x86-64: poll, select, epoll_wait, pselect6, epoll_pwait, epoll_pwait2
+late = 0
 msg = bytes(range(64))
 s = socket.create_connection(("127.0.0.1", port), timeout=30)
 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -72,6 +83,14 @@ def ping():
         got += chunk
     if got != msg:
         sys.exit("callgrind-roundtrip: wrong echo")
+    if wait:
+        global late
+        end = time.monotonic() + 0.1
+        while time.monotonic() < end:
+            with open(f"/proc/{pid}/syscall") as f:
+                if f.read().split(" ", 1)[0] in WAITING:
+                    return
+        late += 1
 
 def control(flag):
     # callgrind_control talks to the server through vgdb; if the server sleeps
@@ -96,7 +115,8 @@ for _ in range(rounds):
     ping()
 extra_dump = control("-d")
 print(f"warm-up {warmup}, measured {rounds} round trips of 64 bytes on one connection; "
-      f"extra pings to deliver the commands: {extra_zero} (zero), {extra_dump} (dump)")
+      f"extra pings to deliver the commands: {extra_zero} (zero), {extra_dump} (dump)"
+      + (f"; waited for the server to block after each echo (gave up after 100 ms: {late} times)" if wait else ""))
 s.close()
 EOF
 
@@ -109,6 +129,7 @@ pid=
 total=$(callgrind_annotate "$dump" 2>/dev/null | grep -m 1 'PROGRAM TOTALS' | awk '{print $1}' | tr -d ,)
 [[ -n $total ]] || { echo "callgrind-roundtrip: no PROGRAM TOTALS in callgrind_annotate's output" >&2; exit 1; }
 echo "server: $server $*"
+echo "server's $(grep -m 1 '^stats:' "$work/stderr" || echo 'stats: (none)')"
 awk -v t="$total" -v n="$ROUNDS" 'BEGIN { printf "user-space instructions (Ir): %d in total, %.0f per round trip\n", t, t / n }'
 echo "top $TOP functions by own instructions (inlined code counted with the function it is inlined into), per round trip:"
 # callgrind_annotate prints "Ir (pct)  file:function [object]" lines after the header that names
