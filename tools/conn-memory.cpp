@@ -80,9 +80,10 @@ Sample measure(const std::string& server, const std::vector<std::string>& args, 
 }  // namespace
 
 int main(int argc, char** argv) {
-    if (argc < 2) {
-        fmt::print(stderr, "usage: conn-memory SERVER [--counts N,N,...] [--runs R] [-- SERVER ARGS...]\n");
-        return 2;
+    if (argc < 2 || argv[1][0] == '-') {  // --help, or a flag where the server belongs
+        bool help = argc >= 2 && (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h");
+        fmt::print(help ? stdout : stderr, "usage: conn-memory SERVER [--counts N,N,...] [--runs R] [-- SERVER ARGS...]\n");
+        return help ? 0 : 2;
     }
     std::string server = argv[1];
     std::vector<int> counts = {100, 1000};
