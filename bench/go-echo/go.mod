@@ -1,0 +1,3 @@
+module course/bench/go-echo
+
+go 1.19
