@@ -53,13 +53,13 @@ struct IoResult {
 // What read() and write_all() return: `co_await` it at once.
 //
 // The operation is tried when read()/write_all() is called, as a plain
-// function call. Usually that is the whole story (the data was there, the
-// socket buffer had room): the result is stored here, await_ready() says
-// "don't suspend", and no coroutine frame was made. Only when the call would
-// block does IoOp hold a child Task, the slow path, which is Go's loop: park
-// on the PollDesc, retry when woken. Awaiting IoOp then runs that Task.
-// (The first version made every read a Task: three times the instructions
-// per round trip; see the README.)
+// function call. If that settles it (the socket buffer had room: the usual
+// write; data was already waiting: a read under load), the result is stored
+// here, await_ready() says "don't suspend", and no coroutine frame was made.
+// Only when the call would block does IoOp hold a child Task, the slow path,
+// which is Go's loop: park on the PollDesc, retry when woken. Awaiting IoOp
+// then runs that Task. (The first version made every read and write_all a
+// Task; the README measures what that cost.)
 class [[nodiscard]] IoOp {
 public:
     explicit IoOp(IoResult done) : done_(done) {}
