@@ -40,8 +40,8 @@ const std::error_category& net_category() noexcept {
 
 // #region errmap
 // What a wait that did not end in readiness means to the caller (Go's
-// convertErr in fd_poll_runtime.go).
-std::error_code Conn::wait_error_slow(PollError e) const {
+// convertErr in fd_poll_runtime.go). `fd` is only looked at for not_pollable.
+static std::error_code wait_error(PollError e, int fd) {
     switch (e) {
         case PollError::none: return {};
         case PollError::closing: return net_errc::closed;
@@ -50,7 +50,7 @@ std::error_code Conn::wait_error_slow(PollError e) const {
             // Only EPOLLERR came: the socket's pending error says more, if it has one.
             int err = 0;
             socklen_t len = sizeof err;
-            if (::getsockopt(fd_.get(), SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0) return from_errno(err);
+            if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0) return from_errno(err);
             return net_errc::not_pollable;
         }
     }
@@ -76,75 +76,91 @@ Conn& Conn::operator=(Conn&& other) noexcept {
 Conn::~Conn() { close_now(); }
 
 // #region read
-IoOp Conn::read(std::span<char> buf) {
-    if (!is_open()) return IoOp({0, net_errc::closed});
-    if (buf.empty()) return IoOp(IoResult{});
-    if (auto err = wait_error(pd_->poll_reset(Mode::read))) return IoOp({0, err});
-    IoResult r;
-    if (try_read(buf, r)) return IoOp(r);  // the fast path: no coroutine frame, no scheduler
-    return IoOp(read_slow(buf));
+// await_ready: Go's prepareRead/prepareWrite (pollReset: fail at once if the
+// fd is closing or the deadline has passed), then the first try.
+bool IoOp::start() {
+    if (!pd_) {
+        err_ = net_errc::closed;
+        return true;
+    }
+    if (mode_ == Mode::read && size_ == 0) return true;  // nothing asked, nothing done
+    if (PollError e = pd_->poll_reset(mode_); e != PollError::none) {
+        err_ = wait_error(e, fd_);
+        return true;
+    }
+    return attempt();  // the fast path: done without suspending, or it would block
 }
 
-// Go's loop in internal/poll, from its first EAGAIN on.
-Task<IoResult> Conn::read_slow(std::span<char> buf) {
-    IoResult r;
-    do {
-        // Nothing to read: park until netpoll, a deadline or close hands us back.
-        // If readiness was noted already, this completes without suspending.
-        if (auto err = wait_error(co_await pd_->wait(Mode::read))) co_return {0, err};
-    } while (!try_read(buf, r));  // woken for nothing (a deadline that moved): park again
-    co_return r;
-}
+bool IoOp::attempt() { return mode_ == Mode::read ? try_read() : try_write(); }
 
-bool Conn::try_read(std::span<char> buf, IoResult& r) {
+bool IoOp::try_read() {
     for (;;) {
-        ssize_t n = sys::read(fd_.get(), buf.data(), buf.size());
-        if (n > 0) r = {static_cast<std::size_t>(n), {}};
-        else if (n == 0) r = {0, net_errc::eof};
+        ssize_t n = sys::read(fd_, const_cast<char*>(data_), size_);
+        if (n > 0) n_ = static_cast<std::size_t>(n);
+        else if (n == 0) err_ = net_errc::eof;
         else if (errno == EINTR) continue;
         else if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
-        else r = {0, from_errno(errno)};
+        else err_ = from_errno(errno);
         return true;
     }
 }
 // #endregion read
 
 // #region write
-IoOp Conn::write_all(std::span<const char> data) {
-    if (!is_open()) return IoOp({0, net_errc::closed});
-    if (auto err = wait_error(pd_->poll_reset(Mode::write))) return IoOp({0, err});
-    IoResult r;
-    if (try_write(data, r)) return IoOp(r);   // the fast path: all written at once
-    return IoOp(write_slow(data, r.n));       // r.n bytes are out; the socket buffer is full
-}
-
-Task<IoResult> Conn::write_slow(std::span<const char> data, std::size_t done) {
-    IoResult r{done, {}};
-    do {
-        // Park until the peer has read some of what we sent. This is
-        // backpressure: the coroutine that waits here is not reading.
-        if (auto err = wait_error(co_await pd_->wait(Mode::write))) co_return {r.n, err};
-    } while (!try_write(data, r));
-    co_return r;
-}
-
-// Writes from data[r.n] on until all is written (true), an error (true,
-// r.err set), or the socket buffer is full (false).
-bool Conn::try_write(std::span<const char> data, IoResult& r) {
-    while (r.n < data.size()) {
-        ssize_t n = sys::write(fd_.get(), data.data() + r.n, data.size() - r.n);
+// Writes from data_[n_] on until all is written (true), an error (true, err_
+// set), or the socket buffer is full (false: park until the peer has read).
+bool IoOp::try_write() {
+    while (n_ < size_) {
+        ssize_t n = sys::write(fd_, data_ + n_, size_ - n_);
         if (n >= 0) {
-            r.n += static_cast<std::size_t>(n);  // maybe fewer than asked: write the rest
+            n_ += static_cast<std::size_t>(n);  // maybe fewer than asked: write the rest
             continue;
         }
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
-        r.err = from_errno(errno);
+        err_ = from_errno(errno);
         break;
     }
     return true;
 }
 // #endregion write
+
+// #region park
+// Go's pollWait: park until netpoll, close or a deadline hands us back.
+// Returns true when parked (the coroutine stays suspended; the scheduler will
+// call wake), false when the operation has settled without parking: readiness
+// had been noted already, or an error is pending.
+bool IoOp::park() {
+    for (;;) {
+        fdseq_ = pd_->fdseq();
+        std::optional<PollError> now = pd_->netpollblock(mode_);
+        if (!now) {
+            if (pd_->netpollblockcommit(mode_, Waiter(this))) return true;
+            now = pd_->netpollblock_resume(mode_, fdseq_);  // never, single-threaded: see netpollblockcommit
+        }
+        if (after_wait(*now)) return false;
+    }
+}
+
+// Back from a wait: an error settles the operation (closed, timed out);
+// otherwise try the system call again (Go's `continue` in fd.Read).
+bool IoOp::after_wait(PollError e) {
+    if (e != PollError::none) {
+        err_ = wait_error(e, fd_);
+        return true;
+    }
+    return attempt();
+}
+
+// The scheduler runs this when the parked IoOp is runnable. The slot says why
+// we are back; if the retry would block again (a deadline woke us but was
+// moved before we ran; readiness the call did not find), park again, and the
+// coroutine never knows. Otherwise resume it: await_resume hands it the result.
+void IoOp::wake(ParkedOp* self) {
+    auto* op = static_cast<IoOp*>(self);
+    if (op->after_wait(op->pd_->netpollblock_resume(op->mode_, op->fdseq_)) || !op->park()) resume(op->caller_);
+}
+// #endregion park
 
 // #region close
 Task<std::error_code> Conn::close() {
@@ -206,7 +222,7 @@ Task<Accepted> Listener::accept() {
     if (!conn_.is_open()) co_return {Conn{}, net_errc::closed};
     PollDesc* pd = conn_.pd_;
     const int lfd = conn_.fd();
-    if (auto err = conn_.wait_error(pd->poll_reset(Mode::read))) co_return {Conn{}, err};
+    if (auto err = wait_error(pd->poll_reset(Mode::read), lfd)) co_return {Conn{}, err};
     for (;;) {
         int fd = sys::accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0 && (errno == EMFILE || errno == ENFILE) && reserve_) {
@@ -229,7 +245,7 @@ Task<Accepted> Listener::accept() {
         }
         if (errno == EINTR || errno == ECONNABORTED) continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK) co_return {Conn{}, from_errno(errno)};
-        if (auto err = conn_.wait_error(co_await pd->wait(Mode::read))) co_return {Conn{}, err};
+        if (auto err = wait_error(co_await pd->wait(Mode::read), lfd)) co_return {Conn{}, err};
     }
 }
 // #endregion accept

@@ -50,28 +50,52 @@ struct IoResult {
 };
 
 // #region ioop
-// What read() and write_all() return: `co_await` it at once.
+// What read() and write_all() return: `auto [n, err] = co_await conn.read(buf);`
 //
-// The operation is tried when read()/write_all() is called, as a plain
-// function call. If that settles it (the socket buffer had room: the usual
-// write; data was already waiting: a read under load), the result is stored
-// here, await_ready() says "don't suspend", and no coroutine frame was made.
-// Only when the call would block does IoOp hold a child Task, the slow path,
-// which is Go's loop: park on the PollDesc, retry when woken. Awaiting IoOp
-// then runs that Task. (The first version made every read and write_all a
-// Task; the README measures what that cost.)
-class [[nodiscard]] IoOp {
+// Awaiting it runs Go's internal/poll loop with no coroutine of its own:
+//   await_ready    Go's prepareRead (pollReset), then the system call, as a
+//                  plain function call. If that settles it (data was waiting,
+//                  the write fit, an error), the coroutine does not suspend.
+//   await_suspend  it would block (EAGAIN): park on the PollDesc. What the
+//                  slot holds is this IoOp (a ParkedOp), not the coroutine.
+//   wake           netpoll, close or a deadline made it runnable, and the
+//                  scheduler runs it: try the call again; resume the coroutine
+//                  only once there is a result; EAGAIN again: park again.
+// The IoOp lives in the awaiting coroutine's frame while it is parked, so
+// parking allocates nothing and costs no memory beyond that frame.
+class [[nodiscard]] IoOp : ParkedOp {
 public:
-    explicit IoOp(IoResult done) : done_(done) {}
-    explicit IoOp(Task<IoResult> slow) : slow_(std::move(slow)) {}
+    // pd: the connection's PollDesc, or nullptr if it is closed.
+    IoOp(PollDesc* pd, int fd, Mode mode, const char* data, std::size_t size) noexcept
+        : ParkedOp{&IoOp::wake}, pd_(pd), fd_(fd), mode_(mode), data_(data), size_(size) {}
+    IoOp(const IoOp&) = delete;
+    IoOp& operator=(const IoOp&) = delete;
 
-    bool await_ready() const noexcept { return !slow_.valid(); }
-    void await_suspend(std::coroutine_handle<> self) noexcept { slow_.start(self); }
-    IoResult await_resume() { return slow_.valid() ? slow_.result() : done_; }
+    bool await_ready() { return start(); }
+    bool await_suspend(std::coroutine_handle<> self) {
+        caller_ = self;
+        return park();  // false: settled after all (readiness was noted, or an error is pending)
+    }
+    IoResult await_resume() const noexcept { return {n_, err_}; }
 
 private:
-    IoResult done_;
-    Task<IoResult> slow_;
+    bool start();                  // true: settled, no need to suspend
+    bool attempt();                // one try of the system call; false: it would block
+    bool try_read();
+    bool try_write();
+    bool park();                   // true: parked; false: settled
+    bool after_wait(PollError e);  // an error settles it; else try again
+    static void wake(ParkedOp* self);
+
+    PollDesc* pd_;
+    int fd_;
+    Mode mode_;
+    const char* data_;  // for a read, the caller's (writable) buffer
+    std::size_t size_;
+    std::size_t n_ = 0;  // bytes read, or written so far
+    std::error_code err_;
+    std::coroutine_handle<> caller_;
+    std::uint64_t fdseq_ = 0;  // the PollDesc's fdseq when we parked
 };
 // #endregion ioop
 
@@ -84,9 +108,9 @@ public:
     ~Conn();  // closes if still open (without waiting: see close())
 
     // Some bytes into `buf`: n > 0, or an error (eof when the peer half-closed).
-    IoOp read(std::span<char> buf);
+    IoOp read(std::span<char> buf) { return IoOp(open_pd(), fd(), Mode::read, buf.data(), buf.size()); }
     // All of `data`, or an error and how much was written before it.
-    IoOp write_all(std::span<const char> data);
+    IoOp write_all(std::span<const char> data) { return IoOp(open_pd(), fd(), Mode::write, data.data(), data.size()); }
     // Go's fd.Close: wakes every coroutine parked on this connection (they get
     // `closed`), lets them run, then unregisters and closes the fd. Later
     // operations fail with `closed` at once. Closing twice: `closed`.
@@ -104,17 +128,7 @@ public:
 private:
     friend class Listener;
     void close_now() noexcept;
-    // One attempt of the system call; false: it would block (EAGAIN).
-    bool try_read(std::span<char> buf, IoResult& r);
-    bool try_write(std::span<const char> data, IoResult& r);
-    // The slow paths: park, retry, until done (Go's internal/poll loop).
-    Task<IoResult> read_slow(std::span<char> buf);
-    Task<IoResult> write_slow(std::span<const char> data, std::size_t done);
-    // What a wait that did not end in readiness means (none: no error).
-    std::error_code wait_error(PollError e) const {
-        return e == PollError::none ? std::error_code{} : wait_error_slow(e);
-    }
-    std::error_code wait_error_slow(PollError e) const;
+    PollDesc* open_pd() const { return is_open() ? pd_ : nullptr; }
 
     Scheduler* sched_ = nullptr;
     Fd fd_;

@@ -54,7 +54,7 @@ struct Probe {
     }
 
     bool done() const { return handle.done(); }
-    bool is(Waiter w) const { return w.address() == handle.address(); }
+    bool is(Waiter w) const { return w.handle().address() == handle.address(); }
 
     std::coroutine_handle<promise_type> handle;
 };
@@ -574,7 +574,7 @@ TEST_F(PollDescTest, SlotStatesFollowGo) {
     // becomes ready, nobody to wake, and the commit refuses to park.
     EXPECT_FALSE(pd.netpollunblock(Mode::write, true));
     EXPECT_EQ(pd.state(Mode::write), WaitSlot::ready);
-    EXPECT_FALSE(pd.netpollblockcommit(Mode::write, std::noop_coroutine()));
+    EXPECT_FALSE(pd.netpollblockcommit(Mode::write, std::coroutine_handle<>(std::noop_coroutine())));
     EXPECT_EQ(pd.netpollblock_resume(Mode::write, pd.fdseq()), PollError::none);
     EXPECT_EQ(pd.state(Mode::write), WaitSlot::nil);
 }
@@ -607,7 +607,7 @@ TEST_F(PollDescTest, CloseWakesBothWaitersWithClosing) {
     Probe writer = wait_on(pd, Mode::write, w);
     pd.poll_unblock(to_run);
     ASSERT_EQ(to_run.size(), 2u);
-    for (Waiter h : to_run) h.resume();  // both are ours
+    for (Waiter w : to_run) w.handle().resume();  // both are ours
     EXPECT_EQ(r, PollError::closing);
     EXPECT_EQ(w, PollError::closing);
     // Readiness noted earlier does not beat close.

@@ -21,6 +21,8 @@
 // because its netpoll runs on any thread, concurrently with the goroutines.
 #pragma once
 
+#include "task.hpp"
+
 #include <chrono>
 #include <coroutine>
 #include <cstdint>
@@ -33,9 +35,48 @@ namespace course::runtime {
 
 class Poller;
 
-// A waiter is a suspended coroutine. The runtime only stores and hands back
-// handles; whoever owns the coroutine resumes it (through the run queue).
-using Waiter = std::coroutine_handle<>;
+// #region waiter
+// An operation that has work of its own to do when it is woken, before its
+// coroutine may continue. IoOp (conn.hpp) is the one: it retries its system
+// call there and, if that would block again, parks again (Go's loop in
+// internal/poll). A C++ awaiter cannot suspend a second time once its
+// coroutine has been resumed, so the retry has to happen before that.
+struct ParkedOp {
+    void (*wake)(ParkedOp* self);
+};
+
+// What a waiter slot and the run queue hold: a suspended coroutine, or a
+// ParkedOp. One word, as Go's slot is one word (pdNil, pdReady, pdWait or a
+// *g): the low bit says which. Coroutine frames and ParkedOps are at least
+// 8-byte aligned, so a real address never has that bit set.
+class Waiter {
+public:
+    Waiter() = default;
+    Waiter(std::coroutine_handle<> h) noexcept : bits_(reinterpret_cast<std::uintptr_t>(h.address())) {}
+    explicit Waiter(ParkedOp* op) noexcept : bits_(reinterpret_cast<std::uintptr_t>(op) | kOp) {}
+
+    explicit operator bool() const noexcept { return bits_ != 0; }
+    bool operator==(const Waiter&) const = default;
+    // The coroutine, if this waiter is one (else null).
+    std::coroutine_handle<> handle() const noexcept {
+        return bits_ & kOp ? std::coroutine_handle<>{} : std::coroutine_handle<>::from_address(reinterpret_cast<void*>(bits_));
+    }
+    // What the scheduler does with a runnable waiter: wake the operation, or
+    // resume the coroutine (through the trampoline of task.hpp).
+    void run() const {
+        if (bits_ & kOp) {
+            auto* op = reinterpret_cast<ParkedOp*>(bits_ & ~kOp);
+            op->wake(op);
+        } else {
+            resume(handle());
+        }
+    }
+
+private:
+    static constexpr std::uintptr_t kOp = 1;
+    std::uintptr_t bits_ = 0;
+};
+// #endregion waiter
 // Go's gList: the waiters made runnable, for the scheduler to queue.
 using WaiterList = std::vector<Waiter>;
 

@@ -46,15 +46,15 @@ void Scheduler::spawn(Task<void> task) {
     ready(h);
 }
 
-void Scheduler::RunQueue::push(std::coroutine_handle<> h) {
+void Scheduler::RunQueue::push(Waiter w) {
     if (size() == buf_.size()) {  // full: double, unrolling the ring
-        std::vector<std::coroutine_handle<>> bigger(buf_.size() * 2);
+        std::vector<Waiter> bigger(buf_.size() * 2);
         for (std::size_t i = 0; i < size(); ++i) bigger[i] = buf_[(head_ + i) & (buf_.size() - 1)];
         tail_ = size();
         head_ = 0;
         buf_.swap(bigger);
     }
-    buf_[tail_++ & (buf_.size() - 1)] = h;
+    buf_[tail_++ & (buf_.size() - 1)] = w;
 }
 
 void Scheduler::ready(std::coroutine_handle<> h) { runq_.push(h); }
@@ -88,7 +88,7 @@ void Scheduler::run() {
 void Scheduler::run_ready() {
     for (std::size_t n = runq_.size(); n > 0 && !stopping(); --n) {
         ++stats_.resumed;
-        resume(runq_.pop());
+        runq_.pop().run();
     }
 }
 // #endregion run
@@ -179,7 +179,7 @@ void Scheduler::shutdown() {
         inject(scratch_);
         for (long steps = 0; !runq_.empty() && steps < 100'000'000; ++steps) {
             ++stats_.resumed;
-            resume(runq_.pop());
+            runq_.pop().run();
         }
     }
 }

@@ -9,8 +9,8 @@
 //     fire the deadline timers that are due (their waiters join the run queue)
 //
 // Every wake-up goes through the run queue: netpoll, close and timers only
-// hand waiters over; the loop resumes them, one at a time, with resume()
-// (task.hpp), so the stack never grows with the number of wake-ups.
+// hand waiters over; the loop runs them, one at a time, with Waiter::run()
+// (poll_desc.hpp), so the stack never grows with the number of wake-ups.
 #pragma once
 
 #include "netpoll.hpp"
@@ -85,7 +85,7 @@ public:
     // The runtime's own counters, "key=value ..." as on the stats line.
     struct Stats {
         std::uint64_t spawned = 0;    // go() calls
-        std::uint64_t resumed = 0;    // coroutines taken from the run queue
+        std::uint64_t resumed = 0;    // waiters taken from the run queue and run
         std::uint64_t netpolls = 0;   // calls to netpoll
         std::uint64_t woken = 0;      // waiters netpoll returned
         std::uint64_t timers = 0;     // deadline timers armed
@@ -107,11 +107,11 @@ private:
     public:
         bool empty() const { return head_ == tail_; }
         std::size_t size() const { return tail_ - head_; }
-        void push(std::coroutine_handle<> h);
-        std::coroutine_handle<> pop() { return buf_[head_++ & (buf_.size() - 1)]; }
+        void push(Waiter w);
+        Waiter pop() { return buf_[head_++ & (buf_.size() - 1)]; }
 
     private:
-        std::vector<std::coroutine_handle<>> buf_ = std::vector<std::coroutine_handle<>>(256);
+        std::vector<Waiter> buf_ = std::vector<Waiter>(256);
         std::size_t head_ = 0, tail_ = 0;
     };
 
