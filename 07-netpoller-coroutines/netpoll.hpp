@@ -9,9 +9,9 @@
 // netpoll_epoll.cpp (Go's netpoll_epoll.go) and netpoll_poll.cpp (no Go
 // counterpart: there to show that the interface is the whole contract).
 //
-// netpoll() does not return events: it returns the coroutines that the events
+// netpoll() does not return events: it returns the waiters that the events
 // made runnable (Go's gList), found through the PollDesc registered with each
-// fd. It never resumes them: the scheduler queues them and resumes them later.
+// fd. It never runs them: the scheduler queues them and runs them later.
 #pragma once
 
 #include "poll_desc.hpp"
@@ -50,13 +50,21 @@ public:
     virtual bool arms() const noexcept { return false; }
     virtual void netpoll_arm(PollDesc& /*pd*/, Mode /*mode*/) {}
 
-    // Go's netpoll: wait for the network and return the waiters it made
-    // runnable. delay < 0 blocks until something happens, delay == 0 only
-    // looks, delay > 0 waits at most that long (at least 1 ms: see the
-    // backends). An interrupted wait (EINTR) returns an empty list, so that
-    // the caller can look at what the signal handler changed.
-    // The list is the poller's own buffer, valid until the next call.
-    virtual std::span<const Waiter> netpoll(std::chrono::nanoseconds delay) = 0;
+    // Go's netpoll: wait for the network and append the waiters it made
+    // runnable to `to_run` (Go returns them as a gList, which the scheduler
+    // then injects into its run queue; the scheduler passes its run queue).
+    // delay < 0 blocks until something happens, delay == 0 only looks,
+    // delay > 0 waits at most that long (at least 1 ms: see the backends).
+    // An interrupted wait (EINTR) appends nothing, so that the caller can
+    // look at what the signal handler changed.
+    virtual void netpoll(std::chrono::nanoseconds delay, WaiterList& to_run) = 0;
+
+    // The same into a new list (tests).
+    WaiterList netpoll(std::chrono::nanoseconds delay) {
+        WaiterList to_run;
+        netpoll(delay, to_run);
+        return to_run;
+    }
 
     // Go's netpollBreak: wake a netpoll blocked in another thread, or in this
     // thread when called from a signal handler. Many calls before the poller

@@ -27,7 +27,6 @@ constexpr std::uint64_t kBreakData = 0;
 
 class EpollPoller final : public Poller {
 public:
-    EpollPoller() { to_run_.reserve(2 * kMaxEvents); }
     const char* name() const override { return "epoll"; }
 
     void netpoll_init() override {
@@ -58,11 +57,10 @@ public:
     // #endregion open
 
     // #region netpoll
-    std::span<const Waiter> netpoll(std::chrono::nanoseconds delay) override {
-        to_run_.clear();  // keeps its capacity: no allocation once warmed up
+    void netpoll(std::chrono::nanoseconds delay, WaiterList& to_run) override {
         int n = sys::epoll_wait(epfd_.get(), events_.data(), kMaxEvents, timeout_ms(delay));
         if (n < 0) {
-            if (errno == EINTR) return {};  // a signal: let the caller look at what it changed
+            if (errno == EINTR) return;  // a signal: let the caller look at what it changed
             throw_errno("epoll_wait");
         }
         for (const epoll_event& ev : std::span(events_.data(), static_cast<size_t>(n))) {
@@ -85,9 +83,8 @@ public:
             // (and the PollDesc maybe reused) after the kernel queued the event.
             if (pd->fdseq() != tp.tag()) continue;
             pd->set_event_err(ev.events == EPOLLERR);
-            netpollready(to_run_, *pd, static_cast<Mode>(mode));
+            netpollready(to_run, *pd, static_cast<Mode>(mode));
         }
-        return to_run_;
     }
     // #endregion netpoll
 
@@ -99,7 +96,6 @@ private:
     BreakFd break_;
     static constexpr int kMaxEvents = 128;  // per call, as Go; the rest wait for the next call
     std::array<epoll_event, kMaxEvents> events_{};
-    WaiterList to_run_;
 };
 
 }  // namespace

@@ -42,7 +42,6 @@ public:
         break_.open();
         fds_.push_back({break_.fd(), POLLIN, 0});  // entry 0, always watched
         watched_.push_back({break_.fd(), nullptr});
-        to_run_.reserve(256);
     }
 
     // No system call: registering is remembering.
@@ -80,11 +79,10 @@ public:
         p.events |= mode == Mode::read ? POLLIN | POLLRDHUP : POLLOUT;
     }
 
-    std::span<const Waiter> netpoll(std::chrono::nanoseconds delay) override {
-        to_run_.clear();
+    void netpoll(std::chrono::nanoseconds delay, WaiterList& to_run) override {
         int n = sys::poll(fds_.data(), fds_.size(), timeout_ms(delay));
         if (n < 0) {
-            if (errno == EINTR) return {};
+            if (errno == EINTR) return;
             throw_errno("poll");
         }
         if (fds_[0].revents != 0) {
@@ -111,9 +109,8 @@ public:
             if (p.events == 0) p.fd = -1;  // nothing armed: skip it, POLLHUP included
             if (mode == 0) continue;
             watched_[i].pd->set_event_err(re == POLLERR);
-            netpollready(to_run_, *watched_[i].pd, static_cast<Mode>(mode));
+            netpollready(to_run, *watched_[i].pd, static_cast<Mode>(mode));
         }
-        return to_run_;
     }
     // #endregion netpoll
 
@@ -129,7 +126,6 @@ private:
     std::vector<pollfd> fds_;        // what poll(2) gets; entry 0 is the break fd
     std::vector<Watched> watched_;   // watched_[i] is what fds_[i] stands for
     std::vector<int> index_;         // index_[fd]: where fd is in fds_, or -1
-    WaiterList to_run_;
 };
 
 }  // namespace

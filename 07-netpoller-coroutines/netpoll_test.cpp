@@ -138,7 +138,7 @@ protected:
     void settle() { (void)poller->netpoll(0ns); }
 
     // netpoll(-1) until something is runnable, at most `tries` times.
-    std::span<const Waiter> poll_until_runnable(int tries = 10) {
+    WaiterList poll_until_runnable(int tries = 10) {
         for (int i = 0; i < tries; ++i) {
             auto list = poller->netpoll(-1ns);
             if (!list.empty()) return list;

@@ -20,7 +20,8 @@ thread_local Scheduler* current_scheduler = nullptr;
 }  // namespace
 
 Scheduler::Scheduler(std::string_view poller) : poller_(make_poller(poller)) {
-    scratch_.reserve(64);
+    runq_.reserve(256);
+    running_.reserve(256);
     timers_.reserve(64);
     // The first scheduler of a thread is its current one: go() may be called
     // before run() (main starts its first coroutine so).
@@ -46,22 +47,9 @@ void Scheduler::spawn(Task<void> task) {
     ready(h);
 }
 
-void Scheduler::RunQueue::push(Waiter w) {
-    if (size() == buf_.size()) {  // full: double, unrolling the ring
-        std::vector<Waiter> bigger(buf_.size() * 2);
-        for (std::size_t i = 0; i < size(); ++i) bigger[i] = buf_[(head_ + i) & (buf_.size() - 1)];
-        tail_ = size();
-        head_ = 0;
-        buf_.swap(bigger);
-    }
-    buf_[tail_++ & (buf_.size() - 1)] = w;
-}
+void Scheduler::ready(std::coroutine_handle<> h) { runq_.push_back(h); }
 
-void Scheduler::ready(std::coroutine_handle<> h) { runq_.push(h); }
-
-void Scheduler::inject(std::span<const Waiter> waiters) {
-    for (Waiter w : waiters) runq_.push(w);
-}
+void Scheduler::inject(std::span<const Waiter> waiters) { runq_.insert(runq_.end(), waiters.begin(), waiters.end()); }
 
 // #region run
 void Scheduler::run() {
@@ -70,26 +58,25 @@ void Scheduler::run() {
     while (!stopping()) {
         run_ready();
         if (stopping() || (runq_.empty() && live() == 0)) break;
-        // Copy what netpoll returned into the run queue at once: the span is the
-        // poller's buffer, reused by the next call.
-        std::span<const Waiter> woken = poller_->netpoll(runq_.empty() ? next_delay() : std::chrono::nanoseconds(0));
+        // What netpoll makes runnable goes straight into the run queue (Go: injectglist).
+        std::size_t before = runq_.size();
+        poller_->netpoll(runq_.empty() ? next_delay() : std::chrono::nanoseconds(0), runq_);
         ++stats_.netpolls;
-        stats_.woken += woken.size();
-        inject(woken);
+        stats_.woken += runq_.size() - before;
         if (!timers_.empty()) fire_timers(Clock::now());  // no deadline set: no clock read
     }
     if (stopping()) shutdown();
     current_scheduler = outer_;
 }
 
-// Runs the coroutines that are runnable now, in order; those they make
-// runnable wait for the next round, after a netpoll(0): a busy connection
-// cannot keep the others from being polled.
+// Runs the waiters that are runnable now, in order; those they make runnable
+// wait for the next round, after a netpoll(0): a busy connection cannot keep
+// the others from being polled.
 void Scheduler::run_ready() {
-    for (std::size_t n = runq_.size(); n > 0 && !stopping(); --n) {
-        ++stats_.resumed;
-        runq_.pop().run();
-    }
+    running_.swap(runq_);
+    stats_.resumed += running_.size();
+    for (Waiter w : running_) w.run();
+    running_.clear();
 }
 // #endregion run
 
@@ -104,18 +91,15 @@ void Scheduler::fire_timers(Clock::time_point now) {
         std::pop_heap(timers_.begin(), timers_.end(), std::greater<>{});
         Timer t = timers_.back();
         timers_.pop_back();
-        scratch_.clear();
         // A stale timer (the deadline moved, the fd was closed or reused) is ignored by the PollDesc.
-        if (t.pd->netpoll_deadline(scratch_, t.mode, t.seq)) ++stats_.expired;
-        inject(scratch_);
+        if (t.pd->netpoll_deadline(runq_, t.mode, t.seq)) ++stats_.expired;
     }
 }
 
 void Scheduler::set_deadline(PollDesc& pd, Mode mode, Clock::time_point deadline) {
     const std::uint64_t seq_before[2] = {pd.seq(Mode::read), pd.seq(Mode::write)};
-    scratch_.clear();
-    pd.poll_set_deadline(scratch_, mode, deadline, Clock::now());
-    inject(scratch_);  // a deadline in the past wakes the parked waiter (with "timed out")
+    // A deadline in the past wakes the parked waiter (with "timed out").
+    pd.poll_set_deadline(runq_, mode, deadline, Clock::now());
     for (Mode m : {Mode::read, Mode::write}) {
         if (mode != m && mode != Mode::read_write) continue;
         // The same deadline again: its timer is armed already (a second one
@@ -173,14 +157,9 @@ void Scheduler::stop() noexcept {
 // one parked on something other than a descriptor, is left alone (never destroyed).
 void Scheduler::shutdown() {
     for (int round = 0; round < 8 && live() > 0; ++round) {
-        scratch_.clear();
         for (PollDesc* pd : open_)
-            if (pd && !pd->closing()) pd->poll_unblock(scratch_);
-        inject(scratch_);
-        for (long steps = 0; !runq_.empty() && steps < 100'000'000; ++steps) {
-            ++stats_.resumed;
-            runq_.pop().run();
-        }
+            if (pd && !pd->closing()) pd->poll_unblock(runq_);
+        for (int i = 0; !runq_.empty() && i < 1'000'000; ++i) run_ready();
     }
 }
 // #endregion shutdown

@@ -101,20 +101,6 @@ private:
     std::chrono::nanoseconds next_delay() const;
     void shutdown();
 
-    // A FIFO ring buffer that only grows: steady state allocates nothing
-    // (std::deque would allocate and free blocks as it moves).
-    class RunQueue {
-    public:
-        bool empty() const { return head_ == tail_; }
-        std::size_t size() const { return tail_ - head_; }
-        void push(Waiter w);
-        Waiter pop() { return buf_[head_++ & (buf_.size() - 1)]; }
-
-    private:
-        std::vector<Waiter> buf_ = std::vector<Waiter>(256);
-        std::size_t head_ = 0, tail_ = 0;
-    };
-
     // A deadline timer (Go arms one per pollDesc direction): fires
     // netpoll_deadline(mode, seq) on `pd` at `when`. Stale ones (seq changed:
     // the deadline moved, or the fd was closed) do nothing, and push_timer
@@ -131,11 +117,15 @@ private:
 
     std::unique_ptr<Poller> poller_;
     PollCache cache_;
-    RunQueue runq_;
+    // The run queue (Go's runq), FIFO, as two lists: run_ready() takes the
+    // whole of runq_ and runs it in order while whatever becomes runnable
+    // meanwhile is appended to the (new, empty) runq_. Both vectors keep
+    // their capacity: once warmed up, queueing allocates nothing.
+    WaiterList runq_;
+    WaiterList running_;
     std::vector<Timer> timers_;      // a min-heap on `when`
     std::size_t sweep_at_ = 64;      // push_timer drops the stale timers when the heap reaches this size
     std::vector<PollDesc*> open_;    // open_[fd]: the PollDesc of an open fd, or nullptr
-    WaiterList scratch_;             // reused, for poll_set_deadline and timers
     std::atomic<bool> stop_{false};
     Stats stats_;
     Scheduler* outer_ = nullptr;     // the scheduler current before run() (tests nest none)

@@ -77,15 +77,22 @@ const char* errno_name(int e) {
 }
 
 // Every wrapper below is: the call; quiet(), which counts it and is the whole
-// story in the common case (success, not tracing: a few instructions, since
-// this cost is part of every chapter's per-round-trip cost); else note().
+// story in the common cases (success or EAGAIN, not tracing: a few
+// instructions, since this cost is part of every chapter's per-round-trip
+// cost, and non-blocking servers see EAGAIN all the time); else note().
 inline bool quiet(Call kind, long long result) {
-    counters[static_cast<int>(kind)].calls.fetch_add(1, std::memory_order_relaxed);
-    return result >= 0 && !trace_on.load(std::memory_order_relaxed);
+    auto& c = counters[static_cast<int>(kind)];
+    c.calls.fetch_add(1, std::memory_order_relaxed);
+    if (trace_on.load(std::memory_order_relaxed)) return false;
+    if (result >= 0) return true;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return false;
+    c.eagain.fetch_add(1, std::memory_order_relaxed);
+    return true;
 }
 
-// Counts a failure by kind and, when tracing, prints the call. `describe`
-// formats the call only when a line is printed. errno is preserved.
+// Counts a failure that quiet() did not (EAGAIN only while tracing) by kind
+// and, when tracing, prints the call. `describe` formats the call only when a
+// line is printed. errno is preserved.
 template <class Describe>
 [[gnu::noinline]] long long note(Call kind, long long result, Describe&& describe) {
     const int saved = errno;
