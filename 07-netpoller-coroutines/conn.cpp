@@ -78,24 +78,24 @@ Conn::~Conn() { close_now(); }
 // #region read
 // await_ready: Go's prepareRead/prepareWrite (pollReset: fail at once if the
 // fd is closing or the deadline has passed), then the first try.
-bool IoOp::start() {
+template <Mode M>
+bool IoOp<M>::start() {
     if (!pd_) {
         err_ = net_errc::closed;
         return true;
     }
-    if (mode_ == Mode::read && size_ == 0) return true;  // nothing asked, nothing done
-    if (PollError e = pd_->poll_reset(mode_); e != PollError::none) {
+    if (M == Mode::read && size_ == 0) return true;  // nothing asked, nothing done
+    if (PollError e = pd_->poll_reset(M); e != PollError::none) {
         err_ = wait_error(e, fd_);
         return true;
     }
     return attempt();  // the fast path: done without suspending, or it would block
 }
 
-bool IoOp::attempt() { return mode_ == Mode::read ? try_read() : try_write(); }
-
-bool IoOp::try_read() {
+template <>
+bool IoOp<Mode::read>::attempt() {
     for (;;) {
-        ssize_t n = sys::read(fd_, const_cast<char*>(data_), size_);
+        ssize_t n = sys::read(fd_, data_, size_);
         if (n > 0) n_ = static_cast<std::size_t>(n);
         else if (n == 0) err_ = net_errc::eof;
         else if (errno == EINTR) continue;
@@ -109,7 +109,8 @@ bool IoOp::try_read() {
 // #region write
 // Writes from data_[n_] on until all is written (true), an error (true, err_
 // set), or the socket buffer is full (false: park until the peer has read).
-bool IoOp::try_write() {
+template <>
+bool IoOp<Mode::write>::attempt() {
     while (n_ < size_) {
         ssize_t n = sys::write(fd_, data_ + n_, size_ - n_);
         if (n >= 0) {
@@ -130,13 +131,14 @@ bool IoOp::try_write() {
 // Returns true when parked (the coroutine stays suspended; the scheduler will
 // call wake), false when the operation has settled without parking: readiness
 // had been noted already, or an error is pending.
-bool IoOp::park() {
+template <Mode M>
+bool IoOp<M>::park() {
     for (;;) {
         fdseq_ = pd_->fdseq();
-        std::optional<PollError> now = pd_->netpollblock(mode_);
+        std::optional<PollError> now = pd_->netpollblock(M);
         if (!now) {
-            if (pd_->netpollblockcommit(mode_, Waiter(this))) return true;
-            now = pd_->netpollblock_resume(mode_, fdseq_);  // never, single-threaded: see netpollblockcommit
+            if (pd_->netpollblockcommit(M, Waiter(this))) return true;
+            now = pd_->netpollblock_resume(M, fdseq_);  // never, single-threaded: see netpollblockcommit
         }
         if (after_wait(*now)) return false;
     }
@@ -144,7 +146,8 @@ bool IoOp::park() {
 
 // Back from a wait: an error settles the operation (closed, timed out);
 // otherwise try the system call again (Go's `continue` in fd.Read).
-bool IoOp::after_wait(PollError e) {
+template <Mode M>
+bool IoOp<M>::after_wait(PollError e) {
     if (e != PollError::none) {
         err_ = wait_error(e, fd_);
         return true;
@@ -156,11 +159,15 @@ bool IoOp::after_wait(PollError e) {
 // we are back; if the retry would block again (a deadline woke us but was
 // moved before we ran; readiness the call did not find), park again, and the
 // coroutine never knows. Otherwise resume it: await_resume hands it the result.
-void IoOp::wake(ParkedOp* self) {
+template <Mode M>
+void IoOp<M>::wake(ParkedOp* self) {
     auto* op = static_cast<IoOp*>(self);
-    if (op->after_wait(op->pd_->netpollblock_resume(op->mode_, op->fdseq_)) || !op->park()) resume(op->caller_);
+    if (op->after_wait(op->pd_->netpollblock_resume(M, op->fdseq_)) || !op->park()) resume(op->caller_);
 }
 // #endregion park
+
+template class IoOp<Mode::read>;
+template class IoOp<Mode::write>;
 
 // #region close
 Task<std::error_code> Conn::close() {

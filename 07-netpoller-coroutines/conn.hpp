@@ -21,6 +21,7 @@
 #include <span>
 #include <string>
 #include <system_error>
+#include <type_traits>
 
 namespace course::runtime {
 
@@ -51,6 +52,7 @@ struct IoResult {
 
 // #region ioop
 // What read() and write_all() return: `auto [n, err] = co_await conn.read(buf);`
+// (IoOp<Mode::read> and IoOp<Mode::write>: one class, two directions.)
 //
 // Awaiting it runs Go's internal/poll loop with no coroutine of its own:
 //   await_ready    Go's prepareRead (pollReset), then the system call, as a
@@ -63,11 +65,14 @@ struct IoResult {
 //                  only once there is a result; EAGAIN again: park again.
 // The IoOp lives in the awaiting coroutine's frame while it is parked, so
 // parking allocates nothing and costs no memory beyond that frame.
+template <Mode M>
 class [[nodiscard]] IoOp : ParkedOp {
 public:
+    using Buffer = std::conditional_t<M == Mode::read, char*, const char*>;
+
     // pd: the connection's PollDesc, or nullptr if it is closed.
-    IoOp(PollDesc* pd, int fd, Mode mode, const char* data, std::size_t size) noexcept
-        : ParkedOp{&IoOp::wake}, pd_(pd), fd_(fd), mode_(mode), data_(data), size_(size) {}
+    IoOp(PollDesc* pd, int fd, Buffer data, std::size_t size) noexcept
+        : ParkedOp{&IoOp::wake}, pd_(pd), fd_(fd), data_(data), size_(size) {}
     IoOp(const IoOp&) = delete;
     IoOp& operator=(const IoOp&) = delete;
 
@@ -80,22 +85,19 @@ public:
 
 private:
     bool start();                  // true: settled, no need to suspend
-    bool attempt();                // one try of the system call; false: it would block
-    bool try_read();
-    bool try_write();
+    bool attempt();                // the system call; false: it would block (EAGAIN)
     bool park();                   // true: parked; false: settled
-    bool after_wait(PollError e);  // an error settles it; else try again
+    bool after_wait(PollError e);  // an error settles it; else attempt() again
     static void wake(ParkedOp* self);
 
     PollDesc* pd_;
     int fd_;
-    Mode mode_;
-    const char* data_;  // for a read, the caller's (writable) buffer
+    Buffer data_;
     std::size_t size_;
     std::size_t n_ = 0;  // bytes read, or written so far
     std::error_code err_;
-    std::coroutine_handle<> caller_;
-    std::uint64_t fdseq_ = 0;  // the PollDesc's fdseq when we parked
+    std::coroutine_handle<> caller_;  // set by await_suspend
+    std::uint64_t fdseq_;             // the PollDesc's fdseq when we parked; set by park
 };
 // #endregion ioop
 
@@ -108,9 +110,9 @@ public:
     ~Conn();  // closes if still open (without waiting: see close())
 
     // Some bytes into `buf`: n > 0, or an error (eof when the peer half-closed).
-    IoOp read(std::span<char> buf) { return IoOp(open_pd(), fd(), Mode::read, buf.data(), buf.size()); }
+    IoOp<Mode::read> read(std::span<char> buf) { return {open_pd(), fd(), buf.data(), buf.size()}; }
     // All of `data`, or an error and how much was written before it.
-    IoOp write_all(std::span<const char> data) { return IoOp(open_pd(), fd(), Mode::write, data.data(), data.size()); }
+    IoOp<Mode::write> write_all(std::span<const char> data) { return {open_pd(), fd(), data.data(), data.size()}; }
     // Go's fd.Close: wakes every coroutine parked on this connection (they get
     // `closed`), lets them run, then unregisters and closes the fd. Later
     // operations fail with `closed` at once. Closing twice: `closed`.

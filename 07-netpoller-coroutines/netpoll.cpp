@@ -15,15 +15,7 @@ std::unique_ptr<Poller> make_poller(std::string_view name) {
     return poller;
 }
 
-// #region timeout
-int timeout_ms(std::chrono::nanoseconds delay) {
-    using namespace std::chrono;
-    if (delay < nanoseconds::zero()) return -1;  // block until something happens
-    if (delay == nanoseconds::zero()) return 0;  // just look
-    // Round up: 1 us becomes 1 ms, never 0. Cap far below INT_MAX ms (Go caps at 1e9 ms, 11.5 days).
-    auto ms = ceil<milliseconds>(std::min(delay, duration_cast<nanoseconds>(hours(24 * 11))));
-    return static_cast<int>(ms.count());
-}
-// #endregion timeout
+void netpoll_arm(Poller& poller, PollDesc& pd, Mode mode) { poller.netpoll_arm(pd, mode); }
+
 
 }  // namespace course::runtime

@@ -16,6 +16,7 @@
 
 #include "poll_desc.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -90,6 +91,15 @@ std::unique_ptr<Poller> new_poll_poller();
 // zero-timeout polls while a deadline is a few microseconds away), and so
 // that netpoll never returns before a deadline is due. Go rounds sub-millisecond
 // delays up to 1 ms and truncates the rest.
-int timeout_ms(std::chrono::nanoseconds delay);
+// #region timeout
+inline int timeout_ms(std::chrono::nanoseconds delay) {
+    using namespace std::chrono;
+    if (delay < nanoseconds::zero()) return -1;  // block until something happens
+    if (delay == nanoseconds::zero()) return 0;  // just look
+    // Round up: 1 us becomes 1 ms, never 0. Cap far below INT_MAX ms (Go caps at 1e9 ms, 11.5 days).
+    auto ms = ceil<milliseconds>(std::min(delay, duration_cast<nanoseconds>(hours(24 * 11))));
+    return static_cast<int>(ms.count());
+}
+// #endregion timeout
 
 }  // namespace course::runtime

@@ -244,6 +244,106 @@ inline PollWait PollDesc::wait(Mode mode) { return PollWait(*this, mode); }
 // parked waiters into `to_run`, or notes the readiness for the next wait.
 void netpollready(WaiterList& to_run, PollDesc& pd, Mode mode);
 
+// --- the hot path ------------------------------------------------------------
+// Every read or write that waits goes through these, so they are defined here,
+// inline, for the compiler to fold them into IoOp (conn.cpp) and the pollers.
+
+// Go's throw(): a broken invariant of the runtime itself. Not an exception:
+// nothing above us could repair it, and unwinding through suspended
+// coroutines would only hide where it happened. (poll_desc.cpp)
+[[noreturn]] void fatal(const char* what);
+// Poller::netpoll_arm, for a PollDesc that has an arming poller (netpoll.cpp).
+void netpoll_arm(Poller& poller, PollDesc& pd, Mode mode);
+
+inline WaitSlot& PollDesc::slot(Mode mode) {
+    if (mode == Mode::read_write) fatal("a waiter slot is read or write, not both");
+    return mode == Mode::read ? rg_ : wg_;
+}
+
+inline const WaitSlot& PollDesc::slot(Mode mode) const { return const_cast<PollDesc*>(this)->slot(mode); }
+
+// #region checkerr
+inline PollError PollDesc::netpollcheckerr(Mode mode) const {
+    if (closing_) return PollError::closing;
+    if ((mode == Mode::read ? rd_ : wd_) == kDeadlineExpired) return PollError::timeout;
+    // Only reads report it: a write would fail with a more precise error anyway.
+    if (mode == Mode::read && event_err_) return PollError::not_pollable;
+    return PollError::none;
+}
+// #endregion checkerr
+
+inline PollError PollDesc::poll_reset(Mode mode) {
+    PollError err = netpollcheckerr(mode);
+    if (err == PollError::none) slot(mode) = {};
+    return err;
+}
+
+// #region block
+inline std::optional<PollError> PollDesc::netpollblock(Mode mode) {
+    // A closed descriptor or an expired deadline wins over noted readiness:
+    // the operation fails at once, as Go's pollWait checks errors first.
+    if (PollError err = netpollcheckerr(mode); err != PollError::none) return err;
+    WaitSlot& s = slot(mode);
+    if (s.state == WaitSlot::ready) {  // sticky readiness: consume it, don't park
+        s.state = WaitSlot::nil;
+        return PollError::none;
+    }
+    // One waiter per direction: two coroutines reading the same fd at once is
+    // the caller's bug (Go's internal/poll serialises them with fdMutex).
+    if (s.state != WaitSlot::nil) fatal("double wait");
+    // Go re-checks the errors here, because another thread may have closed the
+    // fd between its check and this point. Ours cannot change in between.
+    s.state = WaitSlot::wait;
+    if (arm_) netpoll_arm(*arm_, *this, mode);  // Go calls it in pollWait, on the same platforms
+    return std::nullopt;
+}
+
+inline bool PollDesc::netpollblockcommit(Mode mode, Waiter waiter) {
+    WaitSlot& s = slot(mode);
+    if (s.state != WaitSlot::wait) return false;  // readiness or close came first: don't park
+    s.state = WaitSlot::parked;
+    s.waiter = waiter;
+    return true;
+}
+
+inline PollError PollDesc::netpollblock_resume(Mode mode, std::uint64_t fdseq) {
+    // Our PollDesc was freed and handed to another fd while we were runnable
+    // (the closer did not wait for us): report "closed", touch nothing.
+    if (fdseq != fdseq_) return PollError::closing;
+    WaitSlot& s = slot(mode);
+    if (s.state == WaitSlot::parked) fatal("resumed a waiter that is still parked");
+    bool ioready = s.state == WaitSlot::ready;
+    s = {};  // consume: the slot is nil again
+    // Readiness that arrived before we ran wins over a deadline that expired
+    // in the meantime: exactly one result, and the syscall will find the data.
+    if (ioready) return PollError::none;
+    // Close or deadline. `none` here means a deadline timer woke us but the
+    // deadline was moved before we ran: the caller retries, as Go's pollWait does.
+    return netpollcheckerr(mode);
+}
+// #endregion block
+
+// #region unblock
+inline Waiter PollDesc::netpollunblock(Mode mode, bool ioready) {
+    WaitSlot& s = slot(mode);
+    if (s.state == WaitSlot::ready) return {};  // already noted; nobody to wake
+    // An error with nobody waiting needs no note: the next wait checks errors first.
+    if (s.state == WaitSlot::nil && !ioready) return {};
+    Waiter parked = s.state == WaitSlot::parked ? s.waiter : Waiter{};
+    s.state = ioready ? WaitSlot::ready : WaitSlot::nil;
+    s.waiter = {};
+    return parked;
+}
+
+inline void netpollready(WaiterList& to_run, PollDesc& pd, Mode mode) {
+    Waiter rg, wg;
+    if (mode == Mode::read || mode == Mode::read_write) rg = pd.netpollunblock(Mode::read, true);
+    if (mode == Mode::write || mode == Mode::read_write) wg = pd.netpollunblock(Mode::write, true);
+    if (rg) to_run.push_back(rg);
+    if (wg) to_run.push_back(wg);
+}
+// #endregion unblock
+
 // #region tag
 // Go's taggedPointer: a PollDesc pointer and the low bits of its fdseq in one
 // 64-bit word, which is what an epoll event can carry (epoll_event.data).
@@ -262,7 +362,7 @@ struct TaggedPointer {
     std::uint64_t bits = 0;
 
     static TaggedPointer pack(PollDesc* pd, std::uint64_t tag);
-    PollDesc* pointer() const;
+    PollDesc* pointer() const { return reinterpret_cast<PollDesc*>(bits >> kTagBits << 3); }
     std::uint64_t tag() const { return bits & kTagMask; }
 };
 // #endregion tag

@@ -12,11 +12,6 @@ namespace {
 
 thread_local Scheduler* current_scheduler = nullptr;
 
-[[noreturn]] void fatal(const char* what) {
-    std::fprintf(stderr, "runtime: %s\n", what);
-    std::abort();
-}
-
 }  // namespace
 
 Scheduler::Scheduler(std::string_view poller) : poller_(make_poller(poller)) {
@@ -52,6 +47,21 @@ void Scheduler::ready(std::coroutine_handle<> h) { runq_.push_back(h); }
 void Scheduler::inject(std::span<const Waiter> waiters) { runq_.insert(runq_.end(), waiters.begin(), waiters.end()); }
 
 // #region run
+// Runs the waiters that are runnable now, in order; those they make runnable
+// wait for the next round, after a netpoll(0): a busy connection cannot keep
+// the others from being polled.
+inline void Scheduler::run_ready() {
+    running_.swap(runq_);
+    stats_.resumed += running_.size();
+    for (Waiter w : running_) w.run();
+    running_.clear();
+}
+
+inline std::chrono::nanoseconds Scheduler::next_delay() const {
+    if (timers_.empty()) return std::chrono::nanoseconds(-1);  // block until the network or a break wakes us
+    return std::max(std::chrono::nanoseconds(0), timers_.front().when - Clock::now());
+}
+
 void Scheduler::run() {
     outer_ = current_scheduler == this ? nullptr : current_scheduler;
     current_scheduler = this;
@@ -69,21 +79,8 @@ void Scheduler::run() {
     current_scheduler = outer_;
 }
 
-// Runs the waiters that are runnable now, in order; those they make runnable
-// wait for the next round, after a netpoll(0): a busy connection cannot keep
-// the others from being polled.
-void Scheduler::run_ready() {
-    running_.swap(runq_);
-    stats_.resumed += running_.size();
-    for (Waiter w : running_) w.run();
-    running_.clear();
-}
 // #endregion run
 
-std::chrono::nanoseconds Scheduler::next_delay() const {
-    if (timers_.empty()) return std::chrono::nanoseconds(-1);  // block until the network or a break wakes us
-    return std::max(std::chrono::nanoseconds(0), timers_.front().when - Clock::now());
-}
 
 // #region timers
 void Scheduler::fire_timers(Clock::time_point now) {
