@@ -70,7 +70,8 @@ class [[nodiscard]] IoOp : ParkedOp {
 public:
     using Buffer = std::conditional_t<M == Mode::read, char*, const char*>;
 
-    // pd: the connection's PollDesc, or nullptr if it is closed.
+    // pd: the connection's PollDesc, or nullptr once it is closed (while
+    // close() runs, the PollDesc says `closing` and poll_reset fails).
     IoOp(PollDesc* pd, int fd, Buffer data, std::size_t size) noexcept
         : ParkedOp{&IoOp::wake}, pd_(pd), fd_(fd), data_(data), size_(size) {}
     IoOp(const IoOp&) = delete;
@@ -110,9 +111,9 @@ public:
     ~Conn();  // closes if still open (without waiting: see close())
 
     // Some bytes into `buf`: n > 0, or an error (eof when the peer half-closed).
-    IoOp<Mode::read> read(std::span<char> buf) { return {open_pd(), fd(), buf.data(), buf.size()}; }
+    IoOp<Mode::read> read(std::span<char> buf) { return {pd_, fd(), buf.data(), buf.size()}; }
     // All of `data`, or an error and how much was written before it.
-    IoOp<Mode::write> write_all(std::span<const char> data) { return {open_pd(), fd(), data.data(), data.size()}; }
+    IoOp<Mode::write> write_all(std::span<const char> data) { return {pd_, fd(), data.data(), data.size()}; }
     // Go's fd.Close: wakes every coroutine parked on this connection (they get
     // `closed`), lets them run, then unregisters and closes the fd. Later
     // operations fail with `closed` at once. Closing twice: `closed`.
@@ -130,7 +131,6 @@ public:
 private:
     friend class Listener;
     void close_now() noexcept;
-    PollDesc* open_pd() const { return is_open() ? pd_ : nullptr; }
 
     Scheduler* sched_ = nullptr;
     Fd fd_;
