@@ -16,7 +16,6 @@ thread_local Scheduler* current_scheduler = nullptr;
 
 Scheduler::Scheduler(std::string_view poller) : poller_(make_poller(poller)) {
     runq_.reserve(256);
-    running_.reserve(256);
     timers_.reserve(64);
     // The first scheduler of a thread is its current one: go() may be called
     // before run() (main starts its first coroutine so).
@@ -51,10 +50,11 @@ void Scheduler::inject(std::span<const Waiter> waiters) { runq_.insert(runq_.end
 // wait for the next round, after a netpoll(0): a busy connection cannot keep
 // the others from being polled.
 inline void Scheduler::run_ready() {
-    running_.swap(runq_);
-    stats_.resumed += running_.size();
-    for (Waiter w : running_) w.run();
-    running_.clear();
+    const std::size_t n = runq_.size();
+    stats_.resumed += n;
+    // By index: running a waiter may append to runq_ (and move its storage).
+    for (std::size_t i = 0; i < n; ++i) runq_[i].run();
+    runq_.erase(runq_.begin(), runq_.begin() + static_cast<std::ptrdiff_t>(n));  // usually all of it
 }
 
 inline std::chrono::nanoseconds Scheduler::next_delay() const {

@@ -117,12 +117,12 @@ private:
 
     std::unique_ptr<Poller> poller_;
     PollCache cache_;
-    // The run queue (Go's runq), FIFO, as two lists: run_ready() takes the
-    // whole of runq_ and runs it in order while whatever becomes runnable
-    // meanwhile is appended to the (new, empty) runq_. Both vectors keep
-    // their capacity: once warmed up, queueing allocates nothing.
+    // The run queue (Go's runq), FIFO: run_ready() runs the waiters that are
+    // in it when it starts, in order, then removes them; whatever becomes
+    // runnable meanwhile is appended behind them and waits for the next
+    // round. The vector keeps its capacity: once warmed up, queueing
+    // allocates nothing.
     WaiterList runq_;
-    WaiterList running_;
     std::vector<Timer> timers_;      // a min-heap on `when`
     std::size_t sweep_at_ = 64;      // push_timer drops the stale timers when the heap reaches this size
     std::vector<PollDesc*> open_;    // open_[fd]: the PollDesc of an open fd, or nullptr

@@ -22,13 +22,9 @@ void Fd::reset(int fd) noexcept {
 namespace sys {
 namespace {
 
-struct AtomicCounter {
-    std::atomic<std::uint64_t> calls{0}, eagain{0}, eintr{0}, errors{0};
-};
-// Relaxed atomics: the server in thread-per-connection mode counts from many
-// threads; nobody reads the counters to synchronise anything.
-std::array<AtomicCounter, kCallKinds> counters;
-std::atomic<bool> trace_on{false};
+using detail::counters;
+using detail::trace_on;
+
 const bool colour = ::isatty(STDERR_FILENO) == 1;
 const auto start = std::chrono::steady_clock::now();
 const pid_t main_tid = ::getpid();
@@ -76,20 +72,6 @@ const char* errno_name(int e) {
     }
 }
 
-// Every wrapper below is: the call; quiet(), which counts it and is the whole
-// story in the common cases (success or EAGAIN, not tracing: a few
-// instructions, since this cost is part of every chapter's per-round-trip
-// cost, and non-blocking servers see EAGAIN all the time); else note().
-inline bool quiet(Call kind, long long result) {
-    auto& c = counters[static_cast<int>(kind)];
-    c.calls.fetch_add(1, std::memory_order_relaxed);
-    if (trace_on.load(std::memory_order_relaxed)) return false;
-    if (result >= 0) return true;
-    if (errno != EAGAIN && errno != EWOULDBLOCK) return false;
-    c.eagain.fetch_add(1, std::memory_order_relaxed);
-    return true;
-}
-
 // Counts a failure that quiet() did not (EAGAIN only while tracing) by kind
 // and, when tracing, prints the call. `describe` formats the call only when a
 // line is printed. errno is preserved.
@@ -125,64 +107,50 @@ const char* call_name(Call c) {
     return names[static_cast<int>(c)];
 }
 
-int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
-    int r = ::accept4(fd, addr, len, flags);
-    if (quiet(Call::accept, r)) return r;
-    return static_cast<int>(note(Call::accept, r, [&] { return fmt::format("accept4(fd={})", fd); }));
+namespace detail {
+
+std::array<AtomicCounter, kCallKinds> counters;
+std::atomic<bool> trace_on{false};
+
+long long noted_accept4(long long r, int fd) {
+    return note(Call::accept, r, [&] { return fmt::format("accept4(fd={})", fd); });
 }
 
-ssize_t read(int fd, void* buf, size_t len) {
-    ssize_t r = ::read(fd, buf, len);
-    if (quiet(Call::read, r)) return r;
+long long noted_read(long long r, int fd, size_t len) {
     return note(Call::read, r, [&] { return fmt::format("read(fd={}, len={})", fd, len); });
 }
 
-ssize_t write(int fd, const void* buf, size_t len) {
-    ssize_t r = ::write(fd, buf, len);
-    if (quiet(Call::write, r)) return r;
+long long noted_write(long long r, int fd, size_t len) {
     return note(Call::write, r, [&] { return fmt::format("write(fd={}, len={})", fd, len); });
 }
 
-int close(int fd) {
-    int r = ::close(fd);
-    if (quiet(Call::close, r)) return r;
-    return static_cast<int>(note(Call::close, r, [&] { return fmt::format("close(fd={})", fd); }));
+long long noted_close(long long r, int fd) {
+    return note(Call::close, r, [&] { return fmt::format("close(fd={})", fd); });
 }
 
-int shutdown(int fd, int how) {
-    int r = ::shutdown(fd, how);
-    if (quiet(Call::shutdown, r)) return r;
-    return static_cast<int>(note(Call::shutdown, r, [&] {
+long long noted_shutdown(long long r, int fd, int how) {
+    return note(Call::shutdown, r, [&] {
         const char* h = how == SHUT_RD ? "SHUT_RD" : how == SHUT_WR ? "SHUT_WR" : "SHUT_RDWR";
         return fmt::format("shutdown(fd={}, {})", fd, h);
-    }));
+    });
 }
 
-int select(int nfds, fd_set* rd, fd_set* wr, fd_set* ex, timeval* timeout) {
-    int r = ::select(nfds, rd, wr, ex, timeout);
-    if (quiet(Call::select, r)) return r;
-    return static_cast<int>(note(Call::select, r, [&] { return fmt::format("select(nfds={})", nfds); }));
+long long noted_select(long long r, int nfds) {
+    return note(Call::select, r, [&] { return fmt::format("select(nfds={})", nfds); });
 }
 
-int poll(pollfd* fds, nfds_t nfds, int timeout_ms) {
-    int r = ::poll(fds, nfds, timeout_ms);
-    if (quiet(Call::poll, r)) return r;
-    return static_cast<int>(
-        note(Call::poll, r, [&] { return fmt::format("poll(nfds={}, timeout={})", nfds, timeout_ms); }));
+long long noted_poll(long long r, nfds_t nfds, int timeout_ms) {
+    return note(Call::poll, r, [&] { return fmt::format("poll(nfds={}, timeout={})", nfds, timeout_ms); });
 }
 
-int epoll_wait(int epfd, epoll_event* events, int max_events, int timeout_ms) {
-    int r = ::epoll_wait(epfd, events, max_events, timeout_ms);
-    if (quiet(Call::epoll_wait, r)) return r;
-    return static_cast<int>(note(Call::epoll_wait, r, [&] {
+long long noted_epoll_wait(long long r, int epfd, int max_events, int timeout_ms) {
+    return note(Call::epoll_wait, r, [&] {
         return fmt::format("epoll_wait(epfd={}, max={}, timeout={})", epfd, max_events, timeout_ms);
-    }));
+    });
 }
 
-int epoll_ctl(int epfd, int op, int fd, epoll_event* event) {
-    int r = ::epoll_ctl(epfd, op, fd, event);
-    if (quiet(Call::epoll_ctl, r)) return r;
-    return static_cast<int>(note(Call::epoll_ctl, r, [&] {
+long long noted_epoll_ctl(long long r, int epfd, int op, int fd, const epoll_event* event) {
+    return note(Call::epoll_ctl, r, [&] {
         const char* o = op == EPOLL_CTL_ADD ? "ADD" : op == EPOLL_CTL_MOD ? "MOD" : "DEL";
         std::string ev;
         if (event != nullptr) {
@@ -193,8 +161,10 @@ int epoll_ctl(int epfd, int op, int fd, epoll_event* event) {
                 if (event->events & bit) ev += ev.empty() ? name : fmt::format("|{}", name);
         }
         return fmt::format("epoll_ctl(epfd={}, {}, fd={}, {})", epfd, o, fd, ev.empty() ? "-" : ev);
-    }));
+    });
 }
+
+}  // namespace detail
 
 void set_trace(bool on) { trace_on.store(on); }
 bool tracing() { return trace_on.load(std::memory_order_relaxed); }
