@@ -322,6 +322,54 @@ TEST_P(Runtime, ExtendingTheDeadlineWhileParkedDoesNotTimeOutEarly) {
     EXPECT_EQ(sched.stats().expired, 2u) << "only the two sleeps";
 }
 
+// Go's pollWait loop: the deadline timer fires and makes the parked reader
+// runnable, but before the reader runs, another coroutine moves the deadline
+// into the future. The wake-up was for nothing: the reader's IoOp tries the
+// read again, gets EAGAIN and parks again, and the reader's coroutine is not
+// resumed until the data comes. (An awaiter cannot suspend its coroutine a
+// second time, which is why IoOp::wake does the retry, not the coroutine.)
+TEST_P(Runtime, AReaderWokenByADeadlineThatMovedParksAgain) {
+    auto [a, b] = conn_pair(sched);  // the reader reads b
+    auto [c, d] = conn_pair(sched);  // makes the mover runnable in the round the timer fires
+    auto [e, f] = conn_pair(sched);  // for sleeping
+    const Clock::time_point deadline = Clock::now() + 20ms;
+    int resumed = 0;
+    IoResult result;
+    auto reader = [&]() -> Task<> {
+        b.set_read_deadline(deadline);
+        char buf[8];
+        result = co_await b.read(buf);  // parks; woken by the timer; parks again
+        ++resumed;
+        for (Conn* x : {&a, &b, &c, &d, &e, &f}) co_await x->close();
+    };
+    auto mover = [&]() -> Task<> {
+        char x;
+        co_await d.read(std::span(&x, 1));        // queued by netpoll, ahead of the timer's wake-up
+        b.set_read_deadline(Clock::now() + 30s);  // the reader is runnable now, but has not run
+        co_await sleep_on(e, 50ms);
+        co_await a.write_all(std::string_view("late"));
+    };
+    auto trigger = [&]() -> Task<> {
+        // Busy until the deadline has passed (the loop cannot poll meanwhile),
+        // then makes d readable: the next round's netpoll returns the mover,
+        // then the reader's timer fires and queues the reader behind it.
+        while (Clock::now() <= deadline) {
+        }
+        co_await c.write_all(std::string_view("x"));
+    };
+    go(reader());
+    go(mover());
+    go(trigger());
+    const std::uint64_t eagain_before = sys::counter(sys::Call::read).eagain;
+    sched.run();
+    EXPECT_EQ(resumed, 1);
+    EXPECT_FALSE(result.err) << result.err.message();
+    EXPECT_EQ(result.n, 4u);
+    EXPECT_EQ(sched.stats().expired, 2u) << "the reader's timer (the deadline moved after it fired) and the sleep";
+    // The reader's first try, its retry after the wake-up for nothing, the mover's first try, the sleep's.
+    EXPECT_EQ(sys::counter(sys::Call::read).eagain - eagain_before, 4u);
+}
+
 TEST_P(Runtime, ATimerThatFiresAfterCloseIsIgnored) {
     auto [a, b] = conn_pair(sched);
     auto [c, d] = conn_pair(sched);
