@@ -176,13 +176,7 @@ Task<std::error_code> Conn::close() {
     // Go's pollUnblock: every wait on this fd fails from now on; the parked
     // waiters (another coroutine reading while we close) are made runnable.
     // The scheduler's shutdown may have done this already.
-    bool others = pd_->closing();
-    if (!others) {
-        WaiterList woken;
-        pd_->poll_unblock(woken);
-        others = !woken.empty();
-        sched_->inject(woken);
-    }
+    bool others = pd_->closing() || sched_->poll_unblock(*pd_) > 0;
     // Let them run first (the run queue is FIFO): each finds out it was closed
     // and leaves the PollDesc, so none is parked when we free it and no fd
     // number is reused under a parked coroutine.
@@ -197,11 +191,7 @@ Task<std::error_code> Conn::close() {
 // was parked on it is woken ("closed"); it must not use this Conn again.
 void Conn::close_now() noexcept {
     if (!pd_) return;
-    if (!pd_->closing()) {
-        WaiterList woken;
-        pd_->poll_unblock(woken);
-        sched_->inject(woken);
-    }
+    if (!pd_->closing()) sched_->poll_unblock(*pd_);
     sched_->poll_close(std::exchange(pd_, nullptr));
     fd_.reset();
     closing_ = false;

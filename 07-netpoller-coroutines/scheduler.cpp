@@ -43,7 +43,11 @@ void Scheduler::spawn(Task<void> task) {
 
 void Scheduler::ready(std::coroutine_handle<> h) { runq_.push_back(h); }
 
-void Scheduler::inject(std::span<const Waiter> waiters) { runq_.insert(runq_.end(), waiters.begin(), waiters.end()); }
+std::size_t Scheduler::poll_unblock(PollDesc& pd) {
+    const std::size_t before = runq_.size();
+    pd.poll_unblock(runq_);
+    return runq_.size() - before;
+}
 
 // #region run
 // Runs the waiters that are runnable now, in order; those they make runnable

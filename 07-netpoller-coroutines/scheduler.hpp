@@ -5,7 +5,7 @@
 //     run every coroutine in the run queue (FIFO), each until it parks or ends
 //     netpoll(delay): delay = 0 if more are runnable, else the time to the
 //                     earliest deadline timer, else block
-//     inject what netpoll returned into the run queue (Go: injectglist)
+//     what netpoll made runnable joins the run queue (Go: injectglist)
 //     fire the deadline timers that are due (their waiters join the run queue)
 //
 // Every wake-up goes through the run queue: netpoll, close and timers only
@@ -42,9 +42,11 @@ public:
 
     // go(): queue a new coroutine (it frees itself when it finishes).
     void spawn(Task<void> task);
-    // Go's ready / injectglist: make waiters runnable.
+    // Go's ready: make a coroutine runnable.
     void ready(std::coroutine_handle<> h);
-    void inject(std::span<const Waiter> waiters);
+    // Go's pollUnblock, the first half of closing `pd`: its parked waiters
+    // join the run queue. Returns how many there were.
+    std::size_t poll_unblock(PollDesc& pd);
 
     // `co_await sched.yield();` Go's Gosched: to the back of the run queue.
     auto yield() noexcept {
