@@ -23,6 +23,7 @@
 
 #include "task.hpp"
 
+#include <cassert>
 #include <chrono>
 #include <coroutine>
 #include <cstdint>
@@ -52,8 +53,12 @@ struct ParkedOp {
 class Waiter {
 public:
     Waiter() = default;
-    Waiter(std::coroutine_handle<> h) noexcept : bits_(reinterpret_cast<std::uintptr_t>(h.address())) {}
-    explicit Waiter(ParkedOp* op) noexcept : bits_(reinterpret_cast<std::uintptr_t>(op) | kOp) {}
+    Waiter(std::coroutine_handle<> h) noexcept : bits_(reinterpret_cast<std::uintptr_t>(h.address())) {
+        assert((bits_ & kOp) == 0);
+    }
+    explicit Waiter(ParkedOp* op) noexcept : bits_(reinterpret_cast<std::uintptr_t>(op) | kOp) {
+        static_assert(alignof(ParkedOp) >= 2);
+    }
 
     explicit operator bool() const noexcept { return bits_ != 0; }
     bool operator==(const Waiter&) const = default;
