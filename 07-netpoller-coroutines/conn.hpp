@@ -1,12 +1,13 @@
-// conn.hpp, the net layer (named so as not to hide common/net.hpp): Listener and Conn, whose operations look blocking to the
-// coroutine that awaits them and never block the thread (Go's net.Listener
-// and net.Conn over internal/poll.FD).
+// conn.hpp, the net layer (named so as not to hide common/net.hpp): Listener
+// and Conn, whose operations look blocking to the coroutine that awaits them
+// and never block the thread (Go's net.Listener and net.Conn over
+// internal/poll.FD).
 //
 // Each operation is Go's internal/poll loop (fd_unix.go):
 //   try the system call;
-//   EAGAIN: park on the PollDesc until the fd is ready (co_await pd.wait),
-//           then try again;
+//   EAGAIN: park on the PollDesc until the fd is ready, then try again;
 //   anything else: that is the result.
+// read and write_all run it in an IoOp (below), accept in a coroutine.
 //
 // Results are Go's (value, error) pairs: `auto [n, err] = co_await conn.read(buf);`
 // with std::error_code for the error: net_errc::eof, closed, timeout, or the

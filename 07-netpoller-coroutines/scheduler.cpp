@@ -82,7 +82,6 @@ void Scheduler::run() {
     if (stopping()) shutdown();
     current_scheduler = outer_;
 }
-
 // #endregion run
 
 
