@@ -247,7 +247,7 @@ inline PollWait PollDesc::wait(Mode mode) { return PollWait(*this, mode); }
 
 // Go's netpollready: the poller saw `pd`'s fd ready for `mode`. Wakes the
 // parked waiters into `to_run`, or notes the readiness for the next wait.
-void netpollready(WaiterList& to_run, PollDesc& pd, Mode mode);
+inline void netpollready(WaiterList& to_run, PollDesc& pd, Mode mode);
 
 // --- the hot path ------------------------------------------------------------
 // Every read or write that waits goes through these, so they are defined here,

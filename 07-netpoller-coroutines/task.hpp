@@ -146,15 +146,6 @@ public:
         return Awaiter{h_};
     }
 
-    // The same two steps for an awaiter that holds a Task (IoOp in conn.hpp):
-    // start() runs it on behalf of `parent`; result() once it has finished.
-    void start(std::coroutine_handle<> parent) noexcept {
-        h_.promise().continuation = parent;
-        hand_over(h_);
-    }
-    T result() { return h_.promise().take(); }
-    bool valid() const noexcept { return static_cast<bool>(h_); }
-
     // For go() and tests: gives the frame away.
     Handle release() noexcept { return std::exchange(h_, {}); }
     bool done() const noexcept { return h_ && h_.done(); }
