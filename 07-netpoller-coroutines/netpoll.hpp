@@ -20,7 +20,6 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
-#include <span>
 #include <string_view>
 #include <system_error>
 

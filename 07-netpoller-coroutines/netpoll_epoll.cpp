@@ -17,6 +17,7 @@
 #include <sys/epoll.h>
 
 #include <array>
+#include <span>
 #include <cerrno>
 
 namespace course::runtime {

@@ -22,6 +22,7 @@
 #include <chrono>
 #include <fstream>
 #include <optional>
+#include <span>
 #include <string>
 #include <thread>
 #include <utility>

@@ -1,8 +1,6 @@
 #include "scheduler.hpp"
 
 #include <algorithm>
-#include <cstdio>
-#include <cstdlib>
 #include <functional>
 
 #include <fmt/format.h>

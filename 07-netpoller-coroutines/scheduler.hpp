@@ -21,7 +21,6 @@
 #include <coroutine>
 #include <cstdint>
 #include <memory>
-#include <span>
 #include <string>
 #include <string_view>
 #include <system_error>
