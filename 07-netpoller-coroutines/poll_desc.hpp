@@ -9,13 +9,14 @@
 //           consumes it instead of parking. Edge-triggered epoll
 //           reports an edge once: forgetting it would stall the fd.
 //   wait    a waiter has decided to park but is not parked yet    (Go: pdWait)
-//           (here: between await_ready and await_suspend)
-//   parked  a coroutine is suspended here, waiting               (Go: a *g)
+//           (here: between netpollblock and netpollblockcommit)
+//   parked  a Waiter is stored here: a parked IoOp, or a        (Go: a *g)
+//           suspended coroutine
 //
-// Readiness moves a slot to `ready` and hands the parked coroutine (if any) to
-// the caller's list; close and deadlines move it to `nil` and hand the
-// coroutine over too, which then finds out why with netpollcheckerr. Nothing
-// here resumes a coroutine: the scheduler does, from its run queue.
+// Readiness moves a slot to `ready` and hands the parked Waiter (if any) to
+// the caller's list; close and deadlines move it to `nil` and hand the Waiter
+// over too, which then finds out why with netpollcheckerr. Nothing here runs
+// a Waiter: the scheduler does, from its run queue.
 //
 // Single-threaded runtime: plain fields, no atomics, no lock. Go needs both
 // because its netpoll runs on any thread, concurrently with the goroutines.

@@ -4,7 +4,7 @@
 // frame: the frame is freed when the Task that owns it is destroyed, or, for a
 // coroutine started with go(), by the coroutine itself when it finishes.
 //
-//   Task<IoResult> read(...)           an operation: `auto [n, err] = co_await conn.read(buf);`
+//   Task<Accepted> accept()            an operation: `auto [conn, err] = co_await ln.accept();`
 //   go(echo(std::move(conn)));         a connection coroutine (Go: `go echo(conn)`)
 //
 // Why a trampoline. The textbook way for one coroutine to start another and be
@@ -14,7 +14,8 @@
 // million frames and crashes. Here nobody resumes anybody directly: an awaiter
 // only says who runs next (hand_over), returns, and resume() below, the only
 // place a coroutine is resumed, runs that one. The stack never holds more than
-// one coroutine. The scheduler calls resume() for every coroutine it runs.
+// one coroutine. The scheduler resumes every coroutine it runs through here
+// (Waiter::run in poll_desc.hpp, and IoOp::wake once its retry is done).
 #pragma once
 
 #include <coroutine>
