@@ -96,12 +96,14 @@ void watch(int ep, Watched& w, std::uint32_t events) {
     w.events = events;
 }
 
+// #region update-interest
 // Asks for EPOLLIN while we want to read, EPOLLOUT only while output is
 // pending. epoll_ctl is a system call: make it only when the answer changes.
 void update_interest(int ep, Watched& w) {
     std::uint32_t want = (w.conn.wants_read() ? EPOLLIN : 0u) | (w.conn.wants_write() ? EPOLLOUT : 0u);
     if (want != w.events) watch(ep, w, want);
 }
+// #endregion update-interest
 // #endregion interest
 
 // #region accept
