@@ -447,18 +447,22 @@ def measure(ex: Exercise, server: Path, bdir: Path) -> tuple[float, str]:
     args = [str(server), "--port", "0", *m.get("flags", [])]
     if m.get("trace"):
         args.append("--trace")
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # we hold every client socket
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     with ServerRun(args, m.get("max_open_files")) as srv:
-        clients = [socket.create_connection(("127.0.0.1", srv.port), timeout=10) for _ in range(m.get("clients", 0))]
-        served = 0
-        for i, c in enumerate(clients):  # each connected client says hello once (so 01 --threads runs its thread)
+        clients, served = [], 0
+        for i in range(m.get("clients", 0)):  # one after the other, each says hello once and stays
+            c = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+            clients.append(c)
             try:
                 c.sendall(b"%06d" % i)
                 if _recv_exactly(c, 6) == b"%06d" % i:
                     served += 1
             except OSError:
-                pass
+                pass  # refused: closed at once, or reset
         for _ in range(m.get("rounds", 0)):
-            for i, c in enumerate(clients):
+            for c in clients:
                 c.sendall(b"x" * m.get("size", 64))
             for c in clients:
                 _recv_exactly(c, m.get("size", 64))
@@ -569,7 +573,9 @@ def within(ex: Exercise, answer: float | None, measured: float) -> bool:
 
 def tolerance_text(ex: Exercise) -> str:
     tol = ex.measure.get("tolerance", 0)
-    return f"within {tol}" if isinstance(tol, str) else f"within ±{tol:g}"
+    if isinstance(tol, str):
+        return f"within {tol}"
+    return "if exact" if tol == 0 else f"within ±{tol:g}"
 
 
 # ------------------------------------------------------------------ state of the student's copy
@@ -629,13 +635,16 @@ def cmd_start(args, exercises):
         print(f"  then:       tools/course exercise check {ex.id}    (hints: tools/course exercise hint {ex.id})")
         configure(preset())
     else:
-        (ex.work / "answer.toml").write_text(
-            f"# {ex.id}: {ex.title}\n#\n" + "".join(f"# {line}\n" for line in ex.question.splitlines()) +
-            f"#\n# Write your prediction below (a number), then: tools/course exercise check {ex.id}\n"
-            f"# The check counts it on this machine and accepts {tolerance_text(ex)}.\nanswer =\n")
+        (ex.work / "answer.toml").write_text(answer_template(ex))
         print(f"{ex.id}: {ex.title}\n\n{ex.question}\n")
         print(f"  your answer goes in: {rel(ex.work / 'answer.toml')}")
         print(f"  then:                tools/course exercise check {ex.id}")
+
+
+def answer_template(ex: Exercise) -> str:
+    return (f"# {ex.id}: {ex.title}\n#\n" + "".join(f"# {line}\n" for line in ex.question.strip().splitlines()) +
+            f"#\n# Write your prediction below (a number), then: tools/course exercise check {ex.id}\n"
+            f"# The check counts it on this machine and accepts it {tolerance_text(ex)}.\nanswer =\n")
 
 
 def need_started(ex: Exercise):
@@ -728,7 +737,7 @@ def check_measure(ex: Exercise, p: str) -> list[Result]:
     check = Check("measure", f"{ex.id}.answer")
     msg = (f"your answer: {'(none: write answer = NUMBER in ' + rel(ex.work / 'answer.toml') + ')' if answer is None else f'{answer:g}'}; "
            f"measured on this machine: {value:g} ({how}); accepted {tolerance_text(ex)}")
-    print(f"  {paint('PASS', '32') if ok else paint('FAIL', '31')}  {ex.question.splitlines()[0]}")
+    print(f"  {paint('PASS', '32') if ok else paint('FAIL', '31')}  {ex.title}")
     print(f"          {msg}")
     return [Result(check, "pass" if ok else "fail", msg)]
 
@@ -760,6 +769,8 @@ def cmd_diff(args, exercises):
     mine = (ex.work / ex.file).read_text().splitlines(keepends=True)
     other = reference_text(ex).splitlines(keepends=True)
     label = "starter (the handout has no reference)" if ex.handout else "reference"
+    if not ex.handout:
+        print("(the reference's lines are the '-' lines: this shows the solution)")
     out = list(difflib.unified_diff(other, mine, f"{ex.chapter}/{ex.file} ({label})", rel(ex.work / ex.file)))
     sys.stdout.writelines(out or ["no difference: your copy is the " + label + "\n"])
 
@@ -877,7 +888,7 @@ def cmd_grade(args, exercises):
                        "checks_passed": sum(r.status == "pass" for r in results), "checks": len(results),
                        "status": "pass" if passed else ("fail" if built else "error")})
         if not ex.work.exists():
-            tests.append({"name": f"{ex.id}: started", "status": "fail", "message": "not started", "task_id": 0})
+            tests.append({"name": f"{ex.id}: started", "status": "fail", "message": "not started"})
         elif not built:
             log = ex.work / "build.log"
             tests.append({"name": f"{ex.id}: builds", "status": "error",
@@ -910,6 +921,51 @@ def classroom(exercises: list[Exercise]) -> dict:
     return {"tests": [{"name": f"{e.id}: {e.title}", "setup": "tools/course deps",
                        "run": f"tools/course exercise grade {e.id}", "input": "", "output": "",
                        "comparison": "included", "timeout": 30, "points": e.points} for e in exercises]}
+
+
+def classroom_workflow(exercises: list[Exercise]) -> str:
+    """A handout's GitHub Classroom workflow: the same tests as autograding.json, run by
+    GitHub's command grader, one step per exercise, in the course's reference system."""
+    steps, ids = [], []
+    for n, e in enumerate(exercises):
+        sid = f"ex{n}"
+        ids.append(sid)
+        steps.append(f"""      - name: "{e.id}"
+        id: {sid}
+        uses: classroom-resources/autograding-command-grader@v1
+        with:
+          test-name: "{e.id}: {e.title.replace('"', "'")}"
+          command: tools/course exercise grade {e.id}
+          timeout: 30
+          max-score: {e.points}
+""")
+    results = ",".join(ids)
+    env = "\n".join(f"          {i.upper()}_RESULTS: ${{{{ steps.{i}.outputs.result }}}}" for i in ids)
+    return f"""# Made by tools/course exercise export: grades the exercises of this handout on every push.
+name: Autograding
+on: [push, workflow_dispatch]
+permissions:
+  checks: write
+  actions: read
+  contents: read
+jobs:
+  grade:
+    if: github.actor != 'github-classroom[bot]'
+    runs-on: ubuntu-latest
+    container: debian:bookworm
+    steps:
+      - name: Install git
+        run: apt-get update && apt-get install -y --no-install-recommends git ca-certificates
+      - uses: actions/checkout@v4
+      - name: Install the course's packages
+        run: tools/course deps
+{"".join(steps)}      - name: Report
+        uses: classroom-resources/autograding-grading-reporter@v1
+        env:
+{env}
+        with:
+          runners: {results}
+"""
 
 
 def cmd_classroom(args, exercises):
@@ -987,6 +1043,20 @@ def cmd_export(args, exercises):
             path.unlink(missing_ok=True)
     (dest / ".github" / "classroom").mkdir(parents=True, exist_ok=True)
     (dest / ".github" / "classroom" / "autograding.json").write_text(json.dumps(classroom(chosen), indent=2) + "\n")
+    # The course's own CI would fail on the starters; the handout runs the grader instead.
+    (dest / ".github" / "workflows" / "ci.yml").unlink(missing_ok=True)
+    (dest / ".github" / "workflows").mkdir(parents=True, exist_ok=True)
+    (dest / ".github" / "workflows" / "classroom.yml").write_text(classroom_workflow(chosen))
+    # The students' copies are their work: pre-started, and committed (not ignored) in the handout.
+    gi = dest / ".gitignore"
+    gi.write_text("".join(line for line in gi.read_text().splitlines(keepends=True) if line.strip() != "/work/"))
+    for e in chosen:
+        w = dest / "work" / e.id
+        w.mkdir(parents=True, exist_ok=True)
+        if e.is_code:
+            (w / e.file).write_text(starter_text(e))
+        else:
+            (w / "answer.toml").write_text(answer_template(e))
     # The READMEs quote the regions the starters replaced: quote the starters instead.
     regions = shutil.which("doc-regions") or str(build_dir("default") / "bin" / "doc-regions")
     for p in ("default", "asan", "ci"):
