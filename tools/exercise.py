@@ -644,7 +644,8 @@ def cmd_start(args, exercises):
 def answer_template(ex: Exercise) -> str:
     return (f"# {ex.id}: {ex.title}\n#\n" + "".join(f"# {line}\n" for line in ex.question.strip().splitlines()) +
             f"#\n# Write your prediction below (a number), then: tools/course exercise check {ex.id}\n"
-            f"# The check counts it on this machine and accepts it {tolerance_text(ex)}.\nanswer =\n")
+            f"# The check counts it on this machine and accepts it {tolerance_text(ex)}.\n"
+            f"# Put your number in place of the quotes, e.g. answer = 42\nanswer = \"\"\n")
 
 
 def need_started(ex: Exercise):
@@ -1182,10 +1183,16 @@ def cmd_lint(args, exercises):
         n = sum(e.chapter == chapter for e in exercises)
         if n < 3:
             problems.append(f"{chapter} has {n} exercises (at least 3)")
+    teaching = (ROOT / "docs" / "teaching.md").read_text()
     for e in exercises:
         readme = (ROOT / e.chapter / "README.md").read_text()
-        if e.id not in readme:
+        if not re.search(rf"\b{re.escape(e.id)}\b", readme):
             problems.append(f"{e.chapter}/README.md does not name exercise {e.id}")
+        if not re.search(rf"\b{re.escape(e.id)}\b", teaching):
+            problems.append(f"docs/teaching.md does not name exercise {e.id}")
+    known = {e.id for e in exercises}
+    for ident in sorted(set(re.findall(r"\b0[1-8]\.[a-z][a-z0-9-]*[a-z0-9]\b", teaching)) - known):
+        problems.append(f"docs/teaching.md names {ident}, which is no exercise")
     if problems:
         print("\n".join(problems))
         sys.exit(1)
