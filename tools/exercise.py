@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "work"
 HANDOUT_MARK = "handout"  # key in an exercises.toml of an exported handout
 
-CHECK_TIMEOUT = 90        # seconds one check may run before it counts as failed (ctest's is 120)
+CHECK_TIMEOUT = float(os.environ.get("COURSE_CHECK_TIMEOUT", 90))  # seconds a check may run (ctest: 120)
 DIFFICULTY = {1: "easy", 2: "medium", 3: "hard"}
 POINTS = {1: 10, 2: 20, 3: 30}
 
@@ -386,6 +386,7 @@ class _ProgramRun:
         except ProcessLookupError:
             pass
         self.proc.wait()
+        self.proc.stdout.close()
         self.proc = None
 
     def step(self) -> list[Result]:
@@ -425,9 +426,10 @@ class _ProgramRun:
                 out.append(self._finish("pass", "skipped: does not apply to this model"))
         if self.current is not None and time.monotonic() - self.started > CHECK_TIMEOUT:
             self._kill()
-            out.append(self._finish("timeout", f"did not finish within {CHECK_TIMEOUT} s (a hang?)"))
+            out.append(self._finish("timeout", f"did not finish within {CHECK_TIMEOUT:g} s (a hang?)"))
         elif not chunk and ready and self.proc is not None:  # EOF: the program ended
             self.proc.wait()
+            self.proc.stdout.close()
             code = self.proc.returncode
             self.proc = None
             if self.current is not None:

@@ -61,3 +61,5 @@ include(${CMAKE_BINARY_DIR}/exercise-targets.cmake)
 add_test(NAME exercises_lint COMMAND Python3::Interpreter ${COURSE_EXERCISE_TOOL} lint)
 add_test(NAME exercises_classroom_config_current
   COMMAND Python3::Interpreter ${COURSE_EXERCISE_TOOL} classroom --check)
+# The tool's own machinery on fakes: a check that hangs, a test program that crashes, the edits.
+add_test(NAME exercise_tool_selftest COMMAND Python3::Interpreter ${PROJECT_SOURCE_DIR}/tools/exercise_test.py)
