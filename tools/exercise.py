@@ -254,9 +254,11 @@ class Check:
         words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", " ", name)
         words = re.sub(r"(?<=[A-Za-z])(?=\d)", " ", words)
         sentence = words[:1].upper() + words[1:].lower()
-        for keep in ("EMFILE", "SIGPIPE", "SIGTERM", "SIGINT", "EINTR", "EAGAIN", "EPOLLOUT", "MiB", "FD_SETSIZE"):
-            sentence = re.sub(re.escape(keep), keep, sentence, flags=re.I)
-        sentence = sentence.replace("Fd setsize", "FD_SETSIZE").replace("fd setsize", "FD_SETSIZE")
+        for keep in ("EMFILE", "SIGPIPE", "SIGTERM", "SIGINT", "EINTR", "EAGAIN", "EPOLLOUT", "EPOLLRDHUP", "FIN",
+                     "RST", "CPU", "RSS"):
+            sentence = re.sub(rf"\b{keep}\b", keep, sentence, flags=re.I)
+        for said, meant in (("mi b", "MiB"), ("ki b", "KiB"), ("fd setsize", "FD_SETSIZE"), ("epoll wait", "epoll_wait")):
+            sentence = re.sub(rf"\b{said}\b", meant, sentence, flags=re.I)
         return f"{sentence} [{param}]" if param else sentence
 
 
