@@ -27,7 +27,6 @@ import json
 import os
 import re
 import select
-import shlex
 import shutil
 import signal
 import socket
