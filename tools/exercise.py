@@ -712,6 +712,13 @@ def check_one(ex: Exercise) -> bool:
     passed = sum(r.status == "pass" for r in results)
     failed = [r for r in results if r.status != "pass"]
     print()
+    if ex.fails:
+        own = [r for r in results if r.check.name in ex.fails]
+        rest = [r for r in results if r.check.name not in ex.fails]
+        print(f"The checks this exercise is about (the starter fails them): "
+              f"{sum(r.status == 'pass' for r in own)}/{len(own)} pass")
+        print(f"The rest of {ex.chapter}'s checks (they must keep passing): "
+              f"{sum(r.status == 'pass' for r in rest)}/{len(rest)} pass")
     if failed:
         shown = (ex.work / ".hints-shown")
         n = int(shown.read_text()) if shown.exists() else 0
