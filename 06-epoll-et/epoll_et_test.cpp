@@ -12,7 +12,8 @@ using namespace course::test;
 
 namespace {
 
-constexpr const char* kServer = SERVER_BIN;
+// This chapter's server, or the one COURSE_SERVER_06 names (a student's, say).
+const std::string kServer = server_binary("06", SERVER_BIN);
 
 // 1 MiB in one burst, sent while the server is stopped (SIGSTOP), so that it
 // is all on its way when the server runs again; then the client waits for the

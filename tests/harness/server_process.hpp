@@ -74,6 +74,13 @@ private:
     std::unique_ptr<State> s_;
 };
 
+// The server binary a test runs for chapter `chapter_number` ("05"): the
+// environment variable COURSE_SERVER_05 if it is set and not empty, else
+// `built` (the chapter's own server, SERVER_BIN or BIN_05 from CMake). This is
+// how a student's server, or a deliberately broken one, is put through the
+// same tests:  COURSE_SERVER_05=$PWD/my-server build/bin/05-epoll-lt_test
+std::string server_binary(const char* chapter_number, const char* built);
+
 // Parses "stats: a=1 b=2 ..." (the format of course::sys::stats_line()).
 std::map<std::string, std::uint64_t> parse_stats(const std::string& line);
 
