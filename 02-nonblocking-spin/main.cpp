@@ -65,6 +65,7 @@ bool read_some(Connection& c) {
     return n >= 0 || is_transient(errno);  // EAGAIN: nothing to read now. ECONNRESET: gone.
 }
 
+// #region write-some
 // One write(2) of what is pending. Returns false if the connection failed.
 bool write_some(Connection& c) {
     ssize_t n = sys::write(c.fd.get(), c.pending.data() + c.sent, c.unsent());
@@ -76,6 +77,7 @@ bool write_some(Connection& c) {
     }
     return true;
 }
+// #endregion write-some
 // #endregion connection
 
 // #region accept

@@ -150,11 +150,13 @@ int main(int argc, char** argv) {
             FD_SET(listener.get(), &readable);
             FD_SET(stop_fd(), &readable);  // SIGINT/SIGTERM make it readable
             int max_fd = std::max(listener.get(), stop_fd());
+            // #region build-sets
             for (auto& [fd, c] : conns) {  // every fd here is < FD_SETSIZE (see accept_clients)
                 if (c.wants_read()) FD_SET(fd, &readable);
                 if (c.wants_write()) FD_SET(fd, &writable);
                 max_fd = std::max(max_fd, fd);
             }
+            // #endregion build-sets
 
             int ready = sys::select(max_fd + 1, &readable, &writable, nullptr, nullptr);  // sleeps
             if (ready < 0) {
