@@ -1112,7 +1112,7 @@ def cmd_starter(args, exercises):
     text = starter_text(ex)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if not out.exists() or out.read_text() != text:
+    if not out.is_file() or out.read_text() != text:  # unchanged: keep its time stamp (no rebuild)
         out.write_text(text)
 
 
