@@ -495,12 +495,14 @@ TEST_P(ContractTest, HalfCloseWhileTheServerStillHoldsUnsentEchoLosesNothing) {
         // The server has read all we sent: nothing left in our send queue or in its receive queue.
         ASSERT_TRUE(eventually(
             [&] {
+                if (!server.running()) return true;  // reported below, without waiting 10 s
                 q = loopback_queues(client_port, server.port());
                 return q.first.found && q.second.found && q.first.tx == 0 && q.second.rx == 0;
             },
             10s))
             << "the server stopped reading after " << sent << " bytes sent, holding about " << held
             << " bytes of echo (queues: ours tx " << q.first.tx << ", the server's rx " << q.second.rx << ")";
+        ASSERT_TRUE(server.running()) << "the server died while the client was sending:\n" << server.stderr_text();
         held = static_cast<long long>(sent) - q.second.tx - q.first.rx;  // not in its send queue nor in our receive queue
     }
     half_close(conn.get());
