@@ -112,6 +112,7 @@ void accept_clients(int listen_fd, Fd& reserve, std::vector<Connection>& conns, 
 // this poll call have all been handled, so no entry moves under our feet.
 constexpr size_t kFirstConnection = 2;  // fds[0]: the stop pipe, fds[1]: the listener
 
+// #region compact-function
 void compact(std::vector<Connection>& conns, std::vector<pollfd>& fds) {
     size_t kept = 0;
     for (size_t i = 0; i < conns.size(); ++i) {
@@ -125,6 +126,7 @@ void compact(std::vector<Connection>& conns, std::vector<pollfd>& fds) {
     conns.resize(kept);
     fds.resize(kFirstConnection + kept);
 }
+// #endregion compact-function
 // #endregion compact
 
 }  // namespace

@@ -91,6 +91,7 @@ struct Watched {
     bool can_write = false;
 };
 
+// #region pump
 // Makes all the progress possible now, since no event will come to remind us:
 // read until EAGAIN (or until the echo buffer is full), write until EAGAIN or
 // done, and again, as long as either side moves.
@@ -114,6 +115,7 @@ bool pump(Watched& w) {
     }
     return true;
 }
+// #endregion pump
 // #endregion edge
 
 // #region accept
