@@ -1153,10 +1153,21 @@ def cmd_verify(args, exercises):
             note = "" if (flag == "FAIL") == (want == "fail") else "   <-- expected to " + want
             print(f"  {flag}  {r.check.name}  ({r.seconds:.1f} s){note}" + (f"\n        {r.message}" if r.message and
                                                                           flag == "FAIL" else ""))
-        for name in sorted(listed - failed):
-            problems.append(f"the starter passes {name}, which it is listed to fail (it passes by accident)")
-        for name in sorted(failed - listed):
-            problems.append(f"the starter fails {name}, which is not listed (it fails for a wrong reason)")
+        # A check that went the wrong way is run twice more on its own. Wrong again, in either
+        # run: the exercise is wrong. Right both times: a rare accident of timing (measured for
+        # the planted bugs at about 1 run in 15-35 on a machine loaded far beyond CI's), reported.
+        wrong = sorted((listed - failed) | (failed - listed))
+        by_name = {c.name: c for c in checks}
+        for name in wrong:
+            again = [r.status != "pass" for _ in range(2)
+                     for r in run_checks(bdir, ex.chapter, server, [by_name[name]])]
+            if all(f == (name in listed) for f in again):
+                print(f"  warning: {name} went the wrong way once, then the right way twice: timing")
+                continue
+            if name in listed:
+                problems.append(f"the starter passes {name}, which it is listed to fail (it passes by accident)")
+            else:
+                problems.append(f"the starter fails {name}, which is not listed (it fails for a wrong reason)")
     else:
         m = ex.measure
         if "answer" not in m or "wrong" not in m:
