@@ -704,8 +704,11 @@ def check_one(ex: Exercise) -> bool:
     if ex.is_code:
         results = check_code(ex, p)
         if results is None:
-            print(f"\nScore: 0/{len(ex.fails) or 1} (it does not build)")
-            save_last(ex, 0, 1, [])
+            bdir = build_dir(p)
+            have = all((bdir / "bin" / t).exists() for t in (f"{ex.chapter}_test", "contract_test"))
+            total = len(chapter_checks(bdir, ex.chapter)) if have else max(1, len(ex.fails))
+            print(f"\nScore: 0/{total} (it does not build)")
+            save_last(ex, 0, total, [])
             return False
     else:
         results = check_measure(ex, p)
