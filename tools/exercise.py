@@ -1192,6 +1192,42 @@ def cmd_verify(args, exercises):
     print(f"{ex.id}: verified")
 
 
+def cmd_prove(args, exercises):
+    """For an instructor's machine: every exercise (or IDS) started, checked (it must fail), the
+    reference put back (or the reference answer written), checked again (it must pass in full).
+    Uses work/ID and removes it after; refuses an exercise a student has started."""
+    import contextlib
+    import io
+    chosen = [find(exercises, i) for i in args.ids] if args.ids else [e for e in exercises if not e.handout]
+    for ex in chosen:
+        if ex.work.exists():
+            die(f"{ex.id} is started ({rel(ex.work)}): prove would overwrite it; reset or move it first")
+    ok = True
+    for ex in chosen:
+        line = f"{ex.id:<18} {ex.kind:<9}"
+        for stage in ("starter", "reference"):
+            if stage == "starter":
+                ex.work.mkdir(parents=True)
+                (ex.work / ex.file).write_text(starter_text(ex)) if ex.is_code else \
+                    (ex.work / "answer.toml").write_text(answer_template(ex))
+            elif ex.is_code:
+                (ex.work / ex.file).write_text(reference_text(ex))
+            else:
+                (ex.work / "answer.toml").write_text(f"answer = {ex.measure['answer']}\n")
+            t0 = time.monotonic()
+            with contextlib.redirect_stdout(io.StringIO()):
+                passed_all = check_one(ex)
+            last = json.loads((ex.work / ".last-check.json").read_text())
+            good = passed_all == (stage == "reference") and (stage == "reference" or last["passed"] < last["total"])
+            ok &= good
+            line += (f"  {stage}: {last['passed']:>2}/{last['total']:<2} {time.monotonic() - t0:5.1f} s"
+                     f"{'' if good else ' WRONG'}")
+        shutil.rmtree(ex.work)
+        print(line, flush=True)
+    print("every starter scores below the maximum, every reference the maximum" if ok else "some exercise is WRONG")
+    sys.exit(0 if ok else 1)
+
+
 def cmd_lint(args, exercises):
     """Cheap checks over all exercises: every pitfall is a fix exercise, enough exercises per chapter."""
     problems = []
@@ -1261,12 +1297,14 @@ def main():
     s.add_argument("id")
     s.add_argument("--build-dir", required=True)
     sub.add_parser("lint", help="CI: every pitfall is an exercise, every chapter has three")
+    s = sub.add_parser("prove", help="instructors: start and check every exercise, then the reference")
+    s.add_argument("ids", nargs="*")
     args = ap.parse_args()
     exercises = load_exercises()
     handler = {"list": cmd_list, "start": cmd_start, "check": cmd_check, "hint": cmd_hint, "diff": cmd_diff,
                "reset": cmd_reset, "trace-diff": cmd_trace_diff, "grade": cmd_grade, "export": cmd_export,
                "classroom": cmd_classroom, "cmake-targets": cmd_cmake_targets, "starter": cmd_starter,
-               "verify": cmd_verify, "lint": cmd_lint}[args.command]
+               "verify": cmd_verify, "lint": cmd_lint, "prove": cmd_prove}[args.command]
     try:
         handler(args, exercises)
     except ValueError as e:
