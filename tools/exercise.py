@@ -444,7 +444,7 @@ class _ProgramRun:
 
 # ------------------------------------------------------------------ measure exercises
 
-def measure(ex: Exercise, server: Path, bdir: Path) -> tuple[float, str]:
+def measure(ex: Exercise, server: Path) -> tuple[float, str]:
     """Runs the exercise's measurement against `server`; returns (value, how it was measured)."""
     m = ex.measure
     args = [str(server), "--port", "0", *m.get("flags", [])]
@@ -747,7 +747,7 @@ def check_measure(ex: Exercise, p: str) -> list[Result]:
     bdir = build_dir(p)
     cmd_build_targets(p, [ex.chapter])
     answer = read_answer(ex)
-    value, how = measure(ex, bdir / "bin" / ex.chapter, bdir)
+    value, how = measure(ex, bdir / "bin" / ex.chapter)
     ok = within(ex, answer, value)
     check = Check("measure", f"{ex.id}.answer")
     msg = (f"your answer: {'(none: write answer = NUMBER in ' + rel(ex.work / 'answer.toml') + ')' if answer is None else f'{answer:g}'}; "
@@ -1176,7 +1176,7 @@ def cmd_verify(args, exercises):
         if "answer" not in m or "wrong" not in m:
             problems.append("a measure exercise gives its reference 'answer' and a 'wrong' one, for this proof")
         else:
-            value, how = measure(ex, bdir / "bin" / ex.chapter, bdir)
+            value, how = measure(ex, bdir / "bin" / ex.chapter)
             print(f"  measured {value:g} ({how}); reference answer {m['answer']}, wrong answer {m['wrong']}")
             if not within(ex, float(m["answer"]), value):
                 problems.append(f"the reference answer {m['answer']} is not accepted: measured {value:g}")
