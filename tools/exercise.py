@@ -731,6 +731,8 @@ def check_one(ex: Exercise) -> bool:
             print(f"Let the trace find it: tools/course exercise trace-diff {ex.id}")
     else:
         print(paint("All checks pass.", "32"))
+    if failed and ex.is_code:
+        print(f"The failing checks' whole output: {rel(ex.work / 'checks.log')}")
     print(f"Score: {passed}/{len(results)}   ({time.monotonic() - t0:.0f} s)\n")
     save_last(ex, passed, len(results), results)
     return not failed
@@ -741,6 +743,10 @@ def save_last(ex: Exercise, passed: int, total: int, results: list[Result]):
         "fingerprint": fingerprint(ex), "passed": passed, "total": total, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "results": [{"name": r.check.name, "program": r.check.program, "words": r.check.words, "status": r.status,
                      "message": r.message, "seconds": round(r.seconds, 2)} for r in results]}, indent=1))
+    # The whole output of every failed check (assertions, the server's messages, sanitizer reports
+    # that a test printed), for when the one-line summary is not enough.
+    (ex.work / "checks.log").write_text("".join(f"==== {r.check.name}: {r.status}\n{r.output}\n"
+                                                for r in results if r.status != "pass"))
 
 
 def check_measure(ex: Exercise, p: str) -> list[Result]:
@@ -1073,13 +1079,9 @@ def cmd_export(args, exercises):
         else:
             (w / "answer.toml").write_text(answer_template(e))
     # The READMEs quote the regions the starters replaced: quote the starters instead.
-    regions = shutil.which("doc-regions") or str(build_dir("default") / "bin" / "doc-regions")
-    for p in ("default", "asan", "ci"):
-        cand = build_dir(p) / "bin" / "doc-regions"
-        if cand.exists():
-            regions = str(cand)
-            break
-    if Path(regions).exists():
+    built = [build_dir(p) / "bin" / "doc-regions" for p in ("default", "asan", "ci")]
+    regions = next((str(c) for c in built if c.exists()), None)
+    if regions:
         subprocess.run([regions, "update", str(dest)], capture_output=True)
     else:
         print("warning: doc-regions is not built, so the handout's READMEs still quote the solutions' regions "
