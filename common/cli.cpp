@@ -5,6 +5,8 @@
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
+#include <system_error>
+#include <utility>
 
 namespace course {
 

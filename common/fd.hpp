@@ -4,6 +4,8 @@
 // double close, which can close a descriptor some other code has just reused.
 #pragma once
 
+#include "sys.hpp"
+
 #include <utility>
 
 namespace course {
@@ -31,7 +33,10 @@ public:
 
     // Closes the current descriptor (through sys::close, so it is traced and
     // counted) and takes ownership of `fd`.
-    void reset(int fd = -1) noexcept;
+    void reset(int fd = -1) noexcept {
+        if (fd_ >= 0) sys::close(fd_);
+        fd_ = fd;
+    }
 
 private:
     int fd_ = -1;

@@ -1,5 +1,7 @@
 #include "net.hpp"
 
+#include "sys.hpp"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -11,13 +13,10 @@
 #include <cstdio>
 #include <memory>
 #include <stdexcept>
-#include <system_error>
 
 #include <fmt/format.h>
 
 namespace course {
-
-void throw_errno(const std::string& what) { throw std::system_error(errno, std::generic_category(), what); }
 
 namespace {
 

@@ -32,7 +32,4 @@ std::uint16_t local_port(int fd);
 // Prints the contract's ready line, "listening on HOST:PORT", to stdout and flushes it.
 void print_ready_line(int listen_fd);
 
-// Throws std::system_error(errno) whose what() is "<what>: <strerror(errno)>".
-[[noreturn]] void throw_errno(const std::string& what);
-
 }  // namespace course

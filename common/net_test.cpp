@@ -2,6 +2,7 @@
 
 #include "fd.hpp"
 #include "net.hpp"
+#include "sys.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -12,6 +13,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <stdexcept>

@@ -1,6 +1,6 @@
 #include "signals.hpp"
 
-#include "net.hpp"
+#include "sys.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>

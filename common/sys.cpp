@@ -1,7 +1,5 @@
 #include "sys.hpp"
 
-#include "fd.hpp"
-
 #include <fmt/format.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -11,13 +9,13 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <ratio>
+#include <system_error>
+#include <utility>
 
 namespace course {
 
-void Fd::reset(int fd) noexcept {
-    if (fd_ >= 0) sys::close(fd_);
-    fd_ = fd;
-}
+void throw_errno(const std::string& what) { throw std::system_error(errno, std::generic_category(), what); }
 
 namespace sys {
 namespace {

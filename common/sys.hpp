@@ -126,3 +126,13 @@ std::string stats_line();
 void print_stats();
 
 }  // namespace course::sys
+
+namespace course {
+
+// For a call that must not fail (socket, bind, epoll_ctl, ...): throws
+// std::system_error(errno) whose what() is "<what>: <strerror(errno)>".
+// The failures a server expects (EAGAIN, EINTR, ECONNRESET, ...) are the
+// chapter's to handle, never thrown.
+[[noreturn]] void throw_errno(const std::string& what);
+
+}  // namespace course
