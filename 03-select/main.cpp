@@ -24,6 +24,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
+#include <exception>
 #include <map>
 #include <string>
 

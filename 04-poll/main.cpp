@@ -20,8 +20,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdio>
+#include <exception>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
