@@ -132,12 +132,12 @@ int main(int argc, char** argv) {
         while (!stop_requested()) {
             accept_clients(listener.get(), reserve, conns);
             for (auto it = conns.begin(); it != conns.end();) {
-                Connection& c = it->second;
+                auto& [fd, c] = *it;
                 bool ok = true;
                 if (c.wants_read()) ok = read_some(c);          // usually: -1 EAGAIN
                 if (ok && c.wants_write()) ok = write_some(c);  // echo at once
                 if (!ok || c.finished()) {
-                    sys::trace_note(fmt::format("fd {}: {}, closing", it->first, ok ? "done" : "failed"));
+                    sys::trace_note(fmt::format("fd {}: {}, closing", fd, ok ? "done" : "failed"));
                     it = conns.erase(it);  // ~Fd closes the socket
                 } else {
                     ++it;

@@ -69,6 +69,7 @@ bool read_some(Connection& c) {
     return n >= 0 || is_transient(errno);  // EAGAIN: nothing to read now. ECONNRESET: gone.
 }
 
+// #region write-some
 // One write(2) of what is pending. Returns false if the connection failed.
 bool write_some(Connection& c) {
     ssize_t n = sys::write(c.fd.get(), c.pending.data() + c.sent, c.unsent());
@@ -80,6 +81,7 @@ bool write_some(Connection& c) {
     }
     return true;
 }
+// #endregion write-some
 // #endregion connection
 
 void report_fd_setsize(int fd) {
@@ -137,7 +139,7 @@ int main(int argc, char** argv) {
     try {
         install_signal_handlers();
         Fd listener = listen_tcp(opt.host, opt.port);
-        set_nonblocking(listener.get());
+        set_nonblocking(listener.get());  // accept4 returns EAGAIN instead of sleeping
         print_ready_line(listener.get());
         Fd reserve(::open("/dev/null", O_RDONLY | O_CLOEXEC));
         std::map<int, Connection> conns;  // by fd
@@ -176,7 +178,7 @@ int main(int argc, char** argv) {
                 if (ok && c.wants_write()) ok = write_some(c);  // echo at once; select waits for the rest
                 if (!ok || c.finished()) {
                     sys::trace_note(fmt::format("fd {}: {}, closing", fd, ok ? "done" : "failed"));
-                    it = conns.erase(it);
+                    it = conns.erase(it);  // ~Fd closes the socket
                 } else {
                     ++it;
                 }

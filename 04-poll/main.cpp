@@ -68,6 +68,7 @@ bool read_some(Connection& c) {
     return n >= 0 || is_transient(errno);  // EAGAIN: nothing to read now. ECONNRESET: gone.
 }
 
+// #region write-some
 // One write(2) of what is pending. Returns false if the connection failed.
 bool write_some(Connection& c) {
     ssize_t n = sys::write(c.fd.get(), c.pending.data() + c.sent, c.unsent());
@@ -79,6 +80,7 @@ bool write_some(Connection& c) {
     }
     return true;
 }
+// #endregion write-some
 // #endregion connection
 
 // #region accept
@@ -143,7 +145,7 @@ int main(int argc, char** argv) {
     try {
         install_signal_handlers();
         Fd listener = listen_tcp(opt.host, opt.port);
-        set_nonblocking(listener.get());
+        set_nonblocking(listener.get());  // accept4 returns EAGAIN instead of sleeping
         print_ready_line(listener.get());
         Fd reserve(::open("/dev/null", O_RDONLY | O_CLOEXEC));
         std::vector<pollfd> fds = {{stop_fd(), POLLIN, 0}, {listener.get(), POLLIN, 0}};

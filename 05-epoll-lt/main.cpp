@@ -71,6 +71,7 @@ bool read_some(Connection& c) {
     return n >= 0 || is_transient(errno);  // EAGAIN: nothing to read now. ECONNRESET: gone.
 }
 
+// #region write-some
 // One write(2) of what is pending. Returns false if the connection failed.
 bool write_some(Connection& c) {
     ssize_t n = sys::write(c.fd.get(), c.pending.data() + c.sent, c.unsent());
@@ -82,6 +83,7 @@ bool write_some(Connection& c) {
     }
     return true;
 }
+// #endregion write-some
 // #endregion connection
 
 // #region interest
@@ -153,7 +155,7 @@ int main(int argc, char** argv) {
     try {
         install_signal_handlers();
         Fd listener = listen_tcp(opt.host, opt.port);
-        set_nonblocking(listener.get());
+        set_nonblocking(listener.get());  // accept4 returns EAGAIN instead of sleeping
         print_ready_line(listener.get());
         Fd reserve(::open("/dev/null", O_RDONLY | O_CLOEXEC));
 
@@ -178,6 +180,7 @@ int main(int argc, char** argv) {
             }
             for (int i = 0; i < ready; ++i) {
                 int fd = events[i].data.fd;
+                std::uint32_t ev = events[i].events;
                 if (fd == stop_fd()) continue;
                 if (fd == listener.get()) {
                     accept_clients(listener.get(), reserve, ep.get(), table);
@@ -186,8 +189,9 @@ int main(int argc, char** argv) {
                 Watched& w = table[fd];
                 Connection& c = w.conn;
                 bool ok = true;
+                // EPOLLHUP and EPOLLERR come even when not asked for; read() then says EOF or the error.
                 // One read is enough: if more is left, the next epoll_wait says so again.
-                if ((events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && c.wants_read()) ok = read_some(c);
+                if ((ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) && c.wants_read()) ok = read_some(c);
                 if (ok && c.wants_write()) ok = write_some(c);  // echo at once; EPOLLOUT for the rest
                 if (!ok || c.finished()) {
                     sys::trace_note(fmt::format("fd {}: {}, closing", fd, ok ? "done" : "failed"));

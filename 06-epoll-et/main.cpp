@@ -36,8 +36,6 @@ using namespace course;
 
 namespace {
 
-bool no_drain = false;  // --no-drain: the demonstration bug
-
 // #region connection
 // What the server keeps per client; the same in chapters 02-06.
 constexpr size_t kMaxPending = 256 * 1024;  // echo bytes we hold for one client, at most
@@ -72,6 +70,7 @@ bool read_some(Connection& c) {
     return n >= 0 || is_transient(errno);  // EAGAIN: nothing to read now. ECONNRESET: gone.
 }
 
+// #region write-some
 // One write(2) of what is pending. Returns false if the connection failed.
 bool write_some(Connection& c) {
     ssize_t n = sys::write(c.fd.get(), c.pending.data() + c.sent, c.unsent());
@@ -83,6 +82,7 @@ bool write_some(Connection& c) {
     }
     return true;
 }
+// #endregion write-some
 // #endregion connection
 
 // #region edge
@@ -99,12 +99,12 @@ struct Watched {
 // Makes all the progress possible now, since no event will come to remind us:
 // read until EAGAIN (or until the echo buffer is full), write until EAGAIN or
 // done, and again, as long as either side moves.
-bool pump(Watched& w) {
+bool pump(Watched& w, bool no_drain) {
     Connection& c = w.conn;
     for (bool moved = true; moved;) {
         moved = false;
         if (w.can_read && c.wants_read()) {
-            size_t before = c.pending.size() - c.sent;
+            size_t before = c.unsent();
             if (!read_some(c)) return false;
             if (c.eof || c.unsent() > before) moved = true;
             else w.can_read = false;  // EAGAIN: wait for the next edge
@@ -126,7 +126,7 @@ bool pump(Watched& w) {
 // Accepts until EAGAIN: the listener's edge announced all waiting clients at
 // once. Out of descriptors (EMFILE): the reserved-fd trick, as in chapter 01;
 // here it is not optional, since no new edge would come for those clients.
-void accept_clients(int listen_fd, Fd& reserve, int ep, std::vector<Watched>& table) {
+void accept_clients(int listen_fd, Fd& reserve, int ep, std::vector<Watched>& table, bool no_drain) {
     for (;;) {
         int fd = sys::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0 && (errno == EMFILE || errno == ENFILE) && reserve) {
@@ -143,7 +143,7 @@ void accept_clients(int listen_fd, Fd& reserve, int ep, std::vector<Watched>& ta
         if (fd < 0) {
             if (errno == EBADF || errno == EINVAL || errno == ENOTSOCK) throw_errno("accept4");
             if (errno == ECONNABORTED || errno == EINTR) continue;
-            return;  // EAGAIN: nobody is waiting
+            return;  // EAGAIN: nobody is waiting. (EMFILE with no spare: try again at the next edge.)
         }
         sys::trace_note(fmt::format("fd {}: client {} connected", fd, peer_address(fd)));
         if (static_cast<size_t>(fd) >= table.size()) table.resize(static_cast<size_t>(fd) + 1);
@@ -163,6 +163,7 @@ void accept_clients(int listen_fd, Fd& reserve, int ep, std::vector<Watched>& ta
 
 int main(int argc, char** argv) {
     Cli cli("06-epoll-et", "Echo server on an edge-triggered epoll event loop.");
+    bool no_drain = false;
     cli.flag("--no-drain", "demonstration bug: one accept/read per event instead of until EAGAIN (stalls)", no_drain);
     Options opt = cli.parse(argc, argv);
     sys::set_trace(opt.trace);
@@ -170,7 +171,7 @@ int main(int argc, char** argv) {
     try {
         install_signal_handlers();
         Fd listener = listen_tcp(opt.host, opt.port);
-        set_nonblocking(listener.get());
+        set_nonblocking(listener.get());  // accept4 returns EAGAIN instead of sleeping
         print_ready_line(listener.get());
         Fd reserve(::open("/dev/null", O_RDONLY | O_CLOEXEC));
 
@@ -188,9 +189,9 @@ int main(int argc, char** argv) {
         constexpr int kMaxEvents = 256;
         epoll_event events[kMaxEvents];
         while (!stop_requested()) {
-            int ready = sys::epoll_wait(ep.get(), events, kMaxEvents, -1);
+            int ready = sys::epoll_wait(ep.get(), events, kMaxEvents, -1);  // sleeps; returns only ready fds
             if (ready < 0) {
-                if (errno == EINTR) continue;
+                if (errno == EINTR) continue;  // a signal; the loop condition looks at the stop flag
                 throw_errno("epoll_wait");
             }
             for (int i = 0; i < ready; ++i) {
@@ -198,7 +199,7 @@ int main(int argc, char** argv) {
                 std::uint32_t ev = events[i].events;
                 if (fd == stop_fd()) continue;
                 if (fd == listener.get()) {
-                    accept_clients(listener.get(), reserve, ep.get(), table);
+                    accept_clients(listener.get(), reserve, ep.get(), table, no_drain);
                     continue;
                 }
                 Watched& w = table[fd];
@@ -206,7 +207,7 @@ int main(int argc, char** argv) {
                 // what is left, up to EOF. Closing now would lose that data.
                 if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) w.can_read = true;
                 if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) w.can_write = true;
-                bool ok = pump(w);
+                bool ok = pump(w, no_drain);
                 if (!ok || w.conn.finished()) {
                     sys::trace_note(fmt::format("fd {}: {}, closing", fd, ok ? "done" : "failed"));
                     w = Watched{};  // closing the fd also removes it from the epoll set
