@@ -2,6 +2,7 @@
 // and of its bulk-transfer helpers (stream.hpp): the contract tests decide
 // with them, without sleeps, when the bytes are where a test needs them.
 #include "client.hpp"
+#include "local_peer.hpp"
 #include "net.hpp"
 #include "proc.hpp"
 #include "server_process.hpp"
@@ -25,19 +26,12 @@ namespace {
 
 constexpr const char* kServer = SERVER_BIN;  // chapter 01: one thread, asleep in accept() while idle
 
-// A connected loopback pair: the client, and the end the listener accepted.
-struct Pair {
-    Fd listener = listen_tcp("127.0.0.1", 0);
-    Fd client = connect_to(local_port(listener.get()));
-    Fd accepted{::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC)};
-};
-
 TEST(SockDiag, SeesTheBytesThatEachEndHasNotReadYet) {
-    Pair p;
-    ASSERT_TRUE(p.accepted);
+    LocalPeer p;
+    ASSERT_TRUE(p.server);
     const std::uint16_t client_port = local_port(p.client.get()), server_port = local_port(p.listener.get());
     ASSERT_TRUE(send_all(p.client.get(), std::string(1000, 'c')));
-    ASSERT_TRUE(send_all(p.accepted.get(), std::string(300, 's')));
+    ASSERT_TRUE(send_all(p.server.get(), std::string(300, 's')));
     std::pair<TcpQueues, TcpQueues> q;
     EXPECT_TRUE(eventually([&] {
         q = loopback_queues(client_port, server_port);
@@ -46,19 +40,19 @@ TEST(SockDiag, SeesTheBytesThatEachEndHasNotReadYet) {
     EXPECT_EQ(q.first.rx, 300);   // what the server sent, unread by the client
     EXPECT_EQ(q.second.rx, 1000);  // what the client sent, unread by the server
     EXPECT_EQ(q.first.state, TCP_ESTABLISHED);
-    EXPECT_EQ(recv_exactly(p.accepted.get(), 1000), std::string(1000, 'c'));
+    EXPECT_EQ(recv_exactly(p.server.get(), 1000), std::string(1000, 'c'));
     EXPECT_TRUE(eventually([&] { return tcp_queues(server_port, client_port).rx == 0; }));
     EXPECT_FALSE(tcp_queues(server_port, server_port).found) << "no such connection";
 }
 
 TEST(SockDiag, TcpStateFollowsAHalfClose) {
-    Pair p;
-    ASSERT_TRUE(p.accepted);
+    LocalPeer p;
+    ASSERT_TRUE(p.server);
     EXPECT_EQ(tcp_state(p.client.get()), TCP_ESTABLISHED);
     half_close(p.client.get());
     EXPECT_TRUE(eventually([&] { return tcp_state(p.client.get()) == TCP_FIN_WAIT2; }))
         << "state " << tcp_state(p.client.get());
-    EXPECT_EQ(tcp_state(p.accepted.get()), TCP_CLOSE_WAIT);
+    EXPECT_EQ(tcp_state(p.server.get()), TCP_CLOSE_WAIT);
     EXPECT_EQ(tcp_state(-1), -1);
 }
 
