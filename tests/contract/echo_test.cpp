@@ -1,7 +1,8 @@
 // The contract, part 1: start, echo, half-close. The ready line, a byte-exact
 // echo of large and binary payloads, and the half-close in its three
 // shapes: after the data, arriving together with the data, and while the
-// server still holds echo it could not write yet.
+// server still holds echo it could not write yet (two tests: one for the
+// servers that read on meanwhile, one for those that wait in the write).
 #include "client.hpp"
 #include "net.hpp"
 #include "proc.hpp"
@@ -173,6 +174,83 @@ TEST_P(ContractTest, HalfCloseWhileTheServerStillHoldsUnsentEchoLosesNothing) {
                                    << static_cast<long long>(sent) - static_cast<long long>(echoed.size())
                                    << " bytes (of " << sent << "): it held about " << held
                                    << " bytes of echo when it read the EOF, and closed without writing them";
+    size_t same = 0;  // how many leading bytes came back right
+    while (same < echoed.size() && echoed[same] == block[same % kChunk]) ++same;
+    EXPECT_EQ(same, echoed.size()) << "the echo differs from what was sent at byte " << same;
+    EXPECT_EQ(end, PeerEnd::eof) << "after the echo the server must close the connection";
+    expect_clean_exit_within_2s(server);
+}
+
+// The same moment for a server that writes each piece in full before it
+// reads the next (01, 07): its model cannot read the EOF early, because it is
+// blocked (01) or parked (07) in a write that cannot finish when the FIN
+// arrives, behind bytes it has not read yet. What can still go wrong is the
+// wake-up: the FIN makes the kernel report a hang-up (EPOLLRDHUP, in the same
+// event as EPOLLIN), and a runtime that takes that for "the peer is gone" and
+// fails the parked write loses everything the server had not echoed yet.
+//
+// The client does not read, and sends 16 KiB at a time until the server stops
+// reading: everything sent has reached it, yet bytes wait in its receive queue
+// while it sleeps, and the echo is backed up to our receive queue. Then the
+// server is stopped (SIGSTOP), the FIN goes in and is acknowledged by its
+// kernel, and it is let go (SIGCONT): its first event after that reports the
+// hang-up while its write is still waiting, before we read a single byte.
+TEST_P(ContractTest, HalfCloseWhileTheServerIsBlockedWritingTheEchoLosesNothing) {
+    if (traits().reads_while_echo_is_pending)
+        GTEST_SKIP() << "reads on while its echo is pending: HalfCloseWhileTheServerStillHoldsUnsentEchoLosesNothing "
+                        "tests this moment for it";
+    if (!traits().blocks_in_syscalls) GTEST_SKIP() << "never sleeps, so there is no moment when it has stopped reading";
+    constexpr size_t kChunk = 16 << 10;   // fits in the server's receive window, so our send queue empties
+    constexpr size_t kMaxSent = 4 << 20;  // far more than the buffers in between hold
+    auto server = start();
+    Fd conn = connect_through_narrow_buffers(server.port());
+    const std::uint16_t client_port = local_port(conn.get());
+    const std::string block = random_bytes(kChunk, 9);  // byte i of the stream is block[i % kChunk]
+    std::pair<TcpQueues, TcpQueues> q;                   // ours, the server's
+    // Everything we sent is in the server's kernel (our send queue is empty),
+    // the server sleeps, and it still leaves bytes unread: it is waiting to write.
+    auto stopped_reading = [&] {
+        q = loopback_queues(client_port, server.port());
+        return q.first.found && q.second.found && q.first.tx == 0 && q.second.rx > 0 && q.second.tx > 0 &&
+               every_thread_is(server.pid(), "S");
+    };
+    size_t sent = 0;
+    for (;;) {
+        ASSERT_LT(sent, kMaxSent) << "the server read everything for " << sent << " bytes without stopping";
+        ASSERT_TRUE(send_all(conn.get(), block));
+        sent += kChunk;
+        // Settled: all of it reached the server's kernel, and the server sleeps.
+        ASSERT_TRUE(eventually(
+            [&] {
+                if (!server.running()) return true;  // reported below, without waiting 10 s
+                q = loopback_queues(client_port, server.port());
+                return q.first.found && q.first.tx == 0 && every_thread_is(server.pid(), "S");
+            },
+            10s))
+            << "the server did not take what we sent and go back to sleep (queues: ours tx " << q.first.tx
+            << ", the server's rx " << q.second.rx << ")";
+        ASSERT_TRUE(server.running()) << "the server died while the client was sending:\n" << server.stderr_text();
+        // Still so a moment later: a server that was only about to read has read by then.
+        if (stopped_reading() && (std::this_thread::sleep_for(20ms), stopped_reading())) break;
+    }
+    const long long unread = q.second.rx;  // the server's receive queue: not echoed yet, not even read
+
+    {
+        Paused paused(server);
+        ASSERT_TRUE(eventually([&] { return every_thread_is(server.pid(), "Tt"); }, 10s)) << "SIGSTOP did not stop it";
+        half_close(conn.get());
+        // FIN_WAIT2: the stopped server's kernel has acknowledged our FIN.
+        ASSERT_TRUE(eventually([&] { return tcp_state(conn.get()) == TCP_FIN_WAIT2; }, 10s))
+            << "the FIN did not reach the stopped server (TCP state " << tcp_state(conn.get()) << ")";
+    }  // SIGCONT: the hang-up is the first thing it hears, while its write still waits
+
+    std::string echoed = recv_exactly(conn.get(), sent + 1, 10s);  // returns at EOF (or 1 byte too many)
+    const PeerEnd end = wait_closed(conn.get(), 10s);
+    EXPECT_EQ(echoed.size(), sent) << "the server closed before echoing the last "
+                                   << static_cast<long long>(sent) - static_cast<long long>(echoed.size())
+                                   << " bytes (of " << sent << "; " << unread
+                                   << " of them still unread in its socket when the FIN came): the hang-up ended "
+                                      "a write that was waiting for the client to read";
     size_t same = 0;  // how many leading bytes came back right
     while (same < echoed.size() && echoed[same] == block[same % kChunk]) ++same;
     EXPECT_EQ(same, echoed.size()) << "the echo differs from what was sent at byte " << same;
