@@ -35,21 +35,6 @@ void expect_clean_exit_within_2s(ServerProcess& server) {
 
 // ---- what the modes demonstrate ----
 
-TEST(Chapter01, IterativeServesASecondClientOnlyAfterTheFirstLeaves) {
-    auto server = ServerProcess::start(kServer, {});
-    Fd a = connect_to(server.port());
-    ASSERT_TRUE(send_all(a.get(), "A"));
-    ASSERT_EQ(recv_exactly(a.get(), 1), "A");
-
-    Fd b = connect_to(server.port());  // connect() succeeds: the kernel queued B in the backlog
-    ASSERT_TRUE(send_all(b.get(), "B"));
-    EXPECT_TRUE(nothing_arrives(b.get(), 300ms)) << "B was served while A was still connected";
-
-    a.reset();  // A leaves; the server goes back to accept() and finds B
-    EXPECT_EQ(recv_exactly(b.get(), 1, 2s), "B");
-    expect_clean_exit_within_2s(server);
-}
-
 // Each client costs a thread, for as long as it stays connected.
 TEST(Chapter01, ThreadsModeRunsOneThreadPerConnection) {
     auto server = ServerProcess::start(kServer, {"--threads"});
