@@ -58,7 +58,7 @@
 // Every wait is bounded: connects (3 s per batch), an echo making no progress (3 s), the final EOF
 // (2 s). A stalled server yields errors and an exit within --warmup + --duration + 10 s.
 #include "client.hpp"    // cpu_seconds
-#include "net.hpp"       // throw_errno
+#include "sys.hpp"       // throw_errno
 #include "workload.hpp"  // raise_open_file_limit
 
 #include <arpa/inet.h>
