@@ -1,6 +1,7 @@
 // Chapter 03 tests: what select does and cannot do. The shared contract is
 // tested for every chapter in tests/contract/.
 #include "client.hpp"
+#include "net.hpp"
 #include "server_process.hpp"
 #include "workload.hpp"
 
@@ -76,6 +77,66 @@ TEST(Chapter03, AnIdleServerSleepsInSelect) {
     auto stats = server.stats();
     EXPECT_LE(stats["select"], 5u) << "select calls in 0.5 s of idleness: it should sleep, not spin";
     EXPECT_EQ(stats["read_eagain"], 0u);
+}
+
+// The descriptor number the server gave the client whose local port is `port`,
+// from the trace note "fd N: client 127.0.0.1:PORT connected"; -1 if none.
+int server_fd_of(const std::string& trace, std::uint16_t port) {
+    std::string tail = fmt::format(": client 127.0.0.1:{} connected", port);
+    auto at = trace.find(tail);
+    if (at == std::string::npos) return -1;
+    auto start = trace.rfind("fd ", at);
+    return start == std::string::npos ? -1 : std::atoi(trace.c_str() + start + 3);
+}
+
+// select's limit is on descriptor numbers, not on how many: an fd_set has one
+// bit for each number 0-1023. The server starts with 16-1023 already open
+// (inherited), so it holds a handful of clients on the free numbers below 16,
+// and every client after them gets 1024: refused, while the server holds fewer
+// than 16 connections. It goes on serving the others, and a number freed below
+// 1024 serves a new client again.
+TEST(Chapter03, RefusesAFewClientsWhoseDescriptorNumbersAreAbove1023) {
+    StartOptions o;
+    o.max_open_files = 1200;
+    o.inherited_fds = InheritedFds{16, FD_SETSIZE - 16};
+    auto server = ServerProcess::start(kServer, {"--trace"}, o);
+
+    std::vector<Fd> served;
+    int refused = 0;
+    for (int i = 0; i < 20; ++i) {  // at most 13 free numbers (3-15) below the block
+        Fd c = connect_to(server.port());
+        ASSERT_TRUE(send_all(c.get(), "?"));
+        if (recv_exactly(c.get(), 1, 2s) == "?") {
+            ASSERT_EQ(refused, 0) << "client " << i << " served after a refusal: which number did it get?";
+            served.push_back(std::move(c));
+        } else {
+            ASSERT_NE(wait_closed(c.get(), 2s), PeerEnd::timeout) << "client " << i << " left hanging";
+            ++refused;
+        }
+    }
+    ASSERT_GE(served.size(), 1u) << "no free number below the inherited block?";
+    EXPECT_LT(served.size(), 16u);
+    EXPECT_EQ(refused, 20 - static_cast<int>(served.size()));
+    ASSERT_TRUE(server.wait_for_stderr("fd 1024: >= FD_SETSIZE (1024)")) << server.stderr_text();
+
+    std::string trace = server.stderr_text();
+    int last_fd = -1;
+    for (auto& c : served) {
+        last_fd = server_fd_of(trace, local_port(c.get()));
+        EXPECT_GE(last_fd, 3);
+        EXPECT_LT(last_fd, 16);
+        ASSERT_TRUE(send_all(c.get(), "!"));  // still served
+        EXPECT_EQ(recv_exactly(c.get(), 1), "!");
+    }
+    // The last one leaves; once the server has closed its number, a newcomer gets it and is served.
+    served.pop_back();
+    ASSERT_TRUE(server.wait_for_stderr(fmt::format("fd {}: done, closing", last_fd))) << server.stderr_text();
+    Fd newcomer = connect_to(server.port());
+    ASSERT_TRUE(send_all(newcomer.get(), "again"));
+    EXPECT_EQ(recv_exactly(newcomer.get(), 5), "again");
+    ASSERT_TRUE(server.wait_for_stderr(fmt::format("127.0.0.1:{} connected", local_port(newcomer.get()))));
+    EXPECT_EQ(server_fd_of(server.stderr_text(), local_port(newcomer.get())), last_fd);
+    EXPECT_TRUE(server.stop().clean()) << server.stderr_text();
 }
 
 }  // namespace

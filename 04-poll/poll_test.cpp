@@ -1,6 +1,7 @@
 // Chapter 04 tests: poll has no descriptor limit and sleeps while idle. The
 // shared contract is tested for every chapter in tests/contract/.
 #include "client.hpp"
+#include "net.hpp"
 #include "server_process.hpp"
 #include "workload.hpp"
 
@@ -45,6 +46,46 @@ TEST(Chapter04, AnIdleServerSleepsInPoll) {
     auto stats = server.stats();
     EXPECT_LE(stats["poll"], 5u) << "poll calls in 0.5 s of idleness: it should sleep, not spin";
     EXPECT_EQ(stats["read_eagain"], 0u);
+}
+
+// The descriptor number the server gave the client whose local port is `port`,
+// from the trace note "fd N: client 127.0.0.1:PORT connected"; -1 if none.
+int server_fd_of(const std::string& trace, std::uint16_t port) {
+    std::string tail = fmt::format(": client 127.0.0.1:{} connected", port);
+    auto at = trace.find(tail);
+    if (at == std::string::npos) return -1;
+    auto start = trace.rfind("fd ", at);
+    return start == std::string::npos ? -1 : std::atoi(trace.c_str() + start + 3);
+}
+
+// poll(2) takes an array of {fd, events}: a descriptor's number is just a value
+// in it. The setup of Chapter03.RefusesAFewClientsWhoseDescriptorNumbersAreAbove1023
+// (numbers 16-1023 already open in the server): of 20 clients, all but the few
+// that fit below 16 get numbers from 1024 on, and every one of them is served.
+TEST(Chapter04, ServesAFewClientsWhoseDescriptorNumbersAreAbove1023) {
+    StartOptions o;
+    o.max_open_files = 1200;
+    o.inherited_fds = InheritedFds{16, 1024 - 16};
+    auto server = ServerProcess::start(kServer, {"--trace"}, o);
+
+    std::vector<Fd> clients;
+    for (int i = 0; i < 20; ++i) clients.push_back(connect_to(server.port()));
+    for (int round = 0; round < 2; ++round) {  // all of them watched at once, twice
+        for (int i = 0; i < 20; ++i) ASSERT_TRUE(send_all(clients[i].get(), fmt::format("{:02}", i)));
+        for (int i = 0; i < 20; ++i) ASSERT_EQ(recv_exactly(clients[i].get(), 2, 2s), fmt::format("{:02}", i));
+    }
+    for (auto& c : clients)  // the trace lags a little behind the echo
+        ASSERT_TRUE(server.wait_for_stderr(fmt::format("127.0.0.1:{} connected", local_port(c.get()))));
+    std::string trace = server.stderr_text();
+    int high = 0;
+    for (auto& c : clients) {
+        int fd = server_fd_of(trace, local_port(c.get()));
+        ASSERT_GE(fd, 3) << trace;
+        EXPECT_TRUE(fd < 16 || fd >= 1024) << "fd " << fd << " should be taken by the inherited block";
+        if (fd >= 1024) ++high;
+    }
+    EXPECT_GE(high, 7) << "at most 13 numbers are free below 16";
+    EXPECT_TRUE(server.stop().clean()) << server.stderr_text();
 }
 
 }  // namespace

@@ -4,9 +4,16 @@
 #include "server_process.hpp"
 #include "workload.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <regex>
 #include <thread>
 
@@ -91,6 +98,49 @@ TEST(Chapter05, ServesTenThousandConcurrentConnections) {
     auto server = ServerProcess::start(kServer, {}, o);
     EXPECT_EQ(many_at_once(server.port(), kClients), "");
     EXPECT_TRUE(server.stop().clean()) << server.stderr_text();
+}
+
+// epoll tells when a descriptor that can be "not ready" (a socket, a pipe, a
+// terminal) becomes ready. A regular file is never "not ready": a read returns
+// data or end of file at once, and any wait for the disk happens inside the
+// read. So epoll_ctl refuses it (EPERM), and poll reports it readable and
+// writable at once, even at end of file. epoll is not asynchronous file I/O.
+TEST(Chapter05, EpollRefusesARegularFileThatPollReportsReadyAtOnce) {
+    std::string path = ::testing::TempDir() + "course-05-regular-XXXXXX";
+    Fd file(::mkstemp(path.data()));
+    ASSERT_TRUE(file) << path << ": " << std::strerror(errno);
+    ::unlink(path.c_str());
+    ASSERT_EQ(::write(file.get(), "data", 4), 4);
+    ASSERT_EQ(::lseek(file.get(), 0, SEEK_SET), 0);
+
+    Fd ep(::epoll_create1(EPOLL_CLOEXEC));
+    ASSERT_TRUE(ep);
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLOUT;
+    ev.data.fd = file.get();
+    errno = 0;
+    EXPECT_EQ(::epoll_ctl(ep.get(), EPOLL_CTL_ADD, file.get(), &ev), -1);
+    EXPECT_EQ(errno, EPERM) << std::strerror(errno);
+
+    pollfd p{file.get(), POLLIN | POLLOUT, 0};
+    EXPECT_EQ(::poll(&p, 1, 0), 1);  // timeout 0: ready now, without waiting
+    EXPECT_EQ(p.revents, POLLIN | POLLOUT);
+    char buf[16];
+    EXPECT_EQ(::read(file.get(), buf, sizeof buf), 4);
+    EXPECT_EQ(::read(file.get(), buf, sizeof buf), 0);  // end of file...
+    p.revents = 0;
+    EXPECT_EQ(::poll(&p, 1, 0), 1);  // ...and still "readable"
+    EXPECT_TRUE(p.revents & POLLIN);
+
+    // The same calls on an empty pipe: poll says not ready, and epoll takes it.
+    int ends[2];
+    ASSERT_EQ(::pipe2(ends, O_CLOEXEC), 0);
+    Fd rd(ends[0]), wr(ends[1]);
+    pollfd q{rd.get(), POLLIN, 0};
+    EXPECT_EQ(::poll(&q, 1, 0), 0);
+    ev.events = EPOLLIN;
+    ev.data.fd = rd.get();
+    EXPECT_EQ(::epoll_ctl(ep.get(), EPOLL_CTL_ADD, rd.get(), &ev), 0) << std::strerror(errno);
 }
 
 }  // namespace

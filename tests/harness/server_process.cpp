@@ -116,6 +116,23 @@ ServerProcess ServerProcess::start(const std::string& binary, std::vector<std::s
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
 
+    int fill_first = 0, fill_end = 0;  // the InheritedFds block, [fill_first, fill_end)
+    if (opts.inherited_fds) {
+        rlimit rl{};
+        ::getrlimit(RLIMIT_NOFILE, &rl);
+        rlim_t limit = opts.max_open_files ? *opts.max_open_files : rl.rlim_cur;
+        const auto& b = *opts.inherited_fds;
+        constexpr int kMaxCount = 65536, kRoomAbove = 64;
+        if (b.first < 3 || b.count < 0 || b.count > kMaxCount ||
+            static_cast<rlim_t>(b.first) + static_cast<rlim_t>(b.count) + kRoomAbove > limit)
+            throw std::invalid_argument(fmt::format(
+                "inherited_fds [{}, {}): must start at 3 or above, hold at most {} and leave {} numbers "
+                "under the child's RLIMIT_NOFILE ({})",
+                b.first, b.first + b.count, kMaxCount, kRoomAbove, limit));
+        fill_first = b.first;
+        fill_end = b.first + b.count;
+    }
+
     int out[2], err[2], status_pipe[2];
     if (::pipe2(out, O_CLOEXEC) < 0 || ::pipe2(err, O_CLOEXEC) < 0 || ::pipe2(status_pipe, O_CLOEXEC) < 0)
         throw std::runtime_error(fmt::format("pipe2: {}", std::strerror(errno)));
@@ -135,10 +152,24 @@ ServerProcess ServerProcess::start(const std::string& binary, std::vector<std::s
             rlimit rl{*opts.max_open_files, *opts.max_open_files};
             ::setrlimit(RLIMIT_NOFILE, &rl);
         }
+        // What went wrong goes to the parent through the status pipe: {step, errno}.
+        int status_fd = status_pipe[1];
+        auto fail = [&](int step) {
+            int report[2] = {step, errno};
+            [[maybe_unused]] ssize_t n = ::write(status_fd, report, sizeof report);
+            ::_exit(127);
+        };
+        if (fill_end > fill_first) {
+            // Keep the status pipe out of the block (dup2 would close it), then fill it.
+            if (status_fd >= fill_first && status_fd < fill_end) {
+                status_fd = ::fcntl(status_pipe[1], F_DUPFD_CLOEXEC, fill_end);
+                if (status_fd < 0) ::_exit(127);
+            }
+            for (int fd = fill_first; fd < fill_end; ++fd)
+                if (fd != null && ::dup2(null, fd) < 0) fail(1);  // dup2 has no CLOEXEC: exec keeps them
+        }
         ::execv(binary.c_str(), argv.data());
-        int e = errno;  // exec failed: tell the parent why through the status pipe
-        [[maybe_unused]] ssize_t n = ::write(status_pipe[1], &e, sizeof e);
-        ::_exit(127);
+        fail(0);
     }
     ::close(out[1]);
     ::close(err[1]);
@@ -150,10 +181,13 @@ ServerProcess ServerProcess::start(const std::string& binary, std::vector<std::s
     if (s->pidfd < 0) throw std::runtime_error(fmt::format("pidfd_open: {}", std::strerror(errno)));
     s->reader = std::thread([st = s.get(), o = out[0], e = err[0]] { st->drain(o, e); });
 
-    int exec_errno = 0;
-    ssize_t n = ::read(status_pipe[0], &exec_errno, sizeof exec_errno);  // EOF (0) means exec succeeded
+    int report[2] = {0, 0};  // {step, errno}; step 1: the inherited descriptors
+    ssize_t n = ::read(status_pipe[0], report, sizeof report);  // EOF (0) means exec succeeded
     ::close(status_pipe[0]);
-    if (n > 0) throw std::runtime_error(fmt::format("cannot run {}: {}", binary, std::strerror(exec_errno)));
+    if (n > 0 && report[0] == 1)
+        throw std::runtime_error(fmt::format("{}: cannot open the inherited descriptors [{}, {}) in the child: {}",
+                                             binary, fill_first, fill_end, std::strerror(report[1])));
+    if (n > 0) throw std::runtime_error(fmt::format("cannot run {}: {}", binary, std::strerror(report[1])));
 
     ServerProcess proc(std::move(s));
     if (!opts.wait_ready) return proc;

@@ -33,8 +33,21 @@ struct Exit {
     bool clean() const { return exited && signal == 0 && code == 0; }
 };
 
+// Descriptors [first, first + count) open in the child when it starts: copies
+// of /dev/null, inherited through exec. The kernel gives out the lowest free
+// number, so the server's own descriptors take the free numbers below `first`,
+// then numbers from first + count on: how a test gives a handful of
+// connections numbers above 1023 without making a thousand of them.
+struct InheritedFds {
+    int first = 0;
+    int count = 0;
+};
+
 struct StartOptions {
     std::optional<rlim_t> max_open_files;  // RLIMIT_NOFILE for the child
+    // start() refuses a block that leaves the child fewer than 64 numbers above
+    // it under its RLIMIT_NOFILE, or that overlaps 0-2.
+    std::optional<InheritedFds> inherited_fds;
     bool wait_ready = true;                // false for processes expected to fail (bad CLI)
     bool add_port_zero = true;             // add "--port 0" unless the arguments have a --port
     std::chrono::milliseconds ready_timeout = 10s;
