@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstring>
 #include <regex>
+#include <set>
 #include <sstream>
 
 using namespace course;
@@ -91,18 +92,19 @@ struct TracedCall {
                        // "read", "write", "close"
     int fd = -1;
     std::string rest;  // the epoll_ctl events ("IN|OUT|RDHUP|ET"), or the result ("-1 EAGAIN ...")
+    int epfd = -1;     // epoll_ctl: the epoll instance
 };
 
 std::vector<TracedCall> traced_calls(const std::string& trace) {
     static const std::regex accept_re(R"(accept4\(fd=\d+\) = (-?\d+))");
-    static const std::regex ctl_re(R"(epoll_ctl\(epfd=\d+, (ADD|MOD|DEL), fd=(\d+), ([^)]*)\) = 0)");
+    static const std::regex ctl_re(R"(epoll_ctl\(epfd=(\d+), (ADD|MOD|DEL), fd=(\d+), ([^)]*)\) = 0)");
     static const std::regex io_re(R"((read|write|close)\(fd=(\d+)[^)]*\) = (.*))");
     std::vector<TracedCall> calls;
     std::istringstream in(trace);
     std::smatch m;
     for (std::string line; std::getline(in, line);) {
         if (std::regex_search(line, m, accept_re)) calls.push_back({"accept4", std::max(std::stoi(m[1]), -1), ""});
-        else if (std::regex_search(line, m, ctl_re)) calls.push_back({m[1], std::stoi(m[2]), m[3]});
+        else if (std::regex_search(line, m, ctl_re)) calls.push_back({m[2], std::stoi(m[3]), m[4], std::stoi(m[1])});
         else if (std::regex_search(line, m, io_re)) calls.push_back({m[1], std::stoi(m[2]), m[3]});
     }
     return calls;
@@ -111,10 +113,11 @@ std::vector<TracedCall> traced_calls(const std::string& trace) {
 // Go's netpollopen registers a descriptor once, for everything, edge-triggered,
 // when its netFD is made (net.Listen, accept), on the one epoll instance of the
 // process; netpollclose deletes it before close(2). Nothing in between, even
-// while a goroutine waits to write. Here: the listener is added before the
-// first accept4; each of 5 connections is added right after its accept4,
-// before any read, and deleted before its close(2); no MOD anywhere, although
-// one connection's echo had to wait (write: EAGAIN) while its client did not read.
+// while a goroutine waits to write. Here: one epoll instance for everything;
+// the listener is added before the first accept4; each of 5 connections is
+// added right after its accept4, before any read, and deleted before its
+// close(2); no MOD anywhere, although one connection's echo had to wait
+// (write: EAGAIN) while its client did not read.
 TEST(Chapter07, EachConnectionIsAddedOnceWhenAcceptedAndDeletedBeforeCloseEvenWhenAWriteWaits) {
     auto server = ServerProcess::start(kServer, {"--trace"});
     std::vector<Fd> clients;
@@ -176,12 +179,15 @@ TEST(Chapter07, EachConnectionIsAddedOnceWhenAcceptedAndDeletedBeforeCloseEvenWh
         return calls.size();
     };
     int adds = 0, dels = 0, mods = 0, connections = 0;
+    std::set<int> instances;
     for (const auto& c : calls) {
+        if (c.epfd >= 0) instances.insert(c.epfd);
         adds += c.call == "ADD";
         dels += c.call == "DEL";
         mods += c.call == "MOD";
     }
     EXPECT_EQ(mods, 0);
+    EXPECT_EQ(instances.size(), 1u) << "one epoll instance for the process";
     for (size_t i = 0; i < calls.size(); ++i) {
         if (calls[i].call != "accept4" || calls[i].fd < 0) continue;
         ++connections;
