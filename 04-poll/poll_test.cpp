@@ -25,29 +25,6 @@ TEST(Chapter04, ServesFiveThousandConcurrentConnections) {
     EXPECT_TRUE(server.stop().clean()) << server.stderr_text();
 }
 
-TEST(Chapter04, SameWorkloadNeedsNoEagainReads) {
-    auto server = ServerProcess::start(kServer, {});
-    EXPECT_EQ(ping_pong(server.port(), 10, 100, 64), "");  // 1,000 round trips of 64 bytes
-    ASSERT_TRUE(server.stop().clean());
-    auto stats = server.stats();
-    EXPECT_LE(stats["read_eagain"], 10u);
-    EXPECT_GE(stats["read"], 1000u);
-    EXPECT_LE(stats["poll"], 3000u);
-    EXPECT_GE(stats["poll"], 100u);
-}
-
-TEST(Chapter04, AnIdleServerSleepsInPoll) {
-    auto server = ServerProcess::start(kServer, {});
-    Fd client = connect_to(server.port());
-    ASSERT_TRUE(send_all(client.get(), "hi"));
-    ASSERT_EQ(recv_exactly(client.get(), 2), "hi");
-    EXPECT_TRUE(nothing_arrives(client.get(), 500ms));
-    ASSERT_TRUE(server.stop().clean());
-    auto stats = server.stats();
-    EXPECT_LE(stats["poll"], 5u) << "poll calls in 0.5 s of idleness: it should sleep, not spin";
-    EXPECT_EQ(stats["read_eagain"], 0u);
-}
-
 // The descriptor number the server gave the client whose local port is `port`,
 // from the trace note "fd N: client 127.0.0.1:PORT connected"; -1 if none.
 int server_fd_of(const std::string& trace, std::uint16_t port) {

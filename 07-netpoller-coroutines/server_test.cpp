@@ -61,17 +61,6 @@ TEST(Chapter07, ShutdownWithParkedConnectionsFinishesEveryCoroutine) {
     for (auto& c : idle) EXPECT_EQ(wait_closed(c.get()), PeerEnd::eof);
 }
 
-TEST(Chapter07, HalfCloseAfterDataEchoesAllThenCloses) {
-    auto server = ServerProcess::start(kServer, {});
-    Fd conn = connect_to(server.port());
-    std::string payload = random_bytes(300'000, 7);
-    ASSERT_TRUE(send_all(conn.get(), payload));  // fits in the buffers both ways at most partially...
-    half_close(conn.get());                      // ...the server echoes as it reads; we read below
-    EXPECT_TRUE(recv_exactly(conn.get(), payload.size()) == payload);
-    EXPECT_EQ(wait_closed(conn.get()), PeerEnd::eof);
-    EXPECT_TRUE(server.stop().clean());
-}
-
 TEST(Chapter07, TenThousandConcurrentConnections) {
     constexpr int kClients = 10000;
     raise_open_file_limit();
