@@ -54,16 +54,6 @@ TEST(Chapter03, RefusesDescriptorsBeyondFdSetsizeAndServesTheRest) {
         << server.stderr_text();
 }
 
-// The descriptor number the server gave the client whose local port is `port`,
-// from the trace note "fd N: client 127.0.0.1:PORT connected"; -1 if none.
-int server_fd_of(const std::string& trace, std::uint16_t port) {
-    std::string tail = fmt::format(": client 127.0.0.1:{} connected", port);
-    auto at = trace.find(tail);
-    if (at == std::string::npos) return -1;
-    auto start = trace.rfind("fd ", at);
-    return start == std::string::npos ? -1 : std::atoi(trace.c_str() + start + 3);
-}
-
 // select's limit is on descriptor numbers, not on how many: an fd_set has one
 // bit for each number 0-1023. The server starts with 16-1023 already open
 // (inherited), so it holds a handful of clients on the free numbers below 16,

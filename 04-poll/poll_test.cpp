@@ -25,16 +25,6 @@ TEST(Chapter04, ServesFiveThousandConcurrentConnections) {
     EXPECT_TRUE(server.stop().clean()) << server.stderr_text();
 }
 
-// The descriptor number the server gave the client whose local port is `port`,
-// from the trace note "fd N: client 127.0.0.1:PORT connected"; -1 if none.
-int server_fd_of(const std::string& trace, std::uint16_t port) {
-    std::string tail = fmt::format(": client 127.0.0.1:{} connected", port);
-    auto at = trace.find(tail);
-    if (at == std::string::npos) return -1;
-    auto start = trace.rfind("fd ", at);
-    return start == std::string::npos ? -1 : std::atoi(trace.c_str() + start + 3);
-}
-
 // poll(2) takes an array of {fd, events}: a descriptor's number is just a value
 // in it. The setup of Chapter03.RefusesAFewClientsWhoseDescriptorNumbersAreAbove1023
 // (numbers 16-1023 already open in the server): of 20 clients, all but the few

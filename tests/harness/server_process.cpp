@@ -288,4 +288,12 @@ std::map<std::string, std::uint64_t> parse_stats(const std::string& line) {
     return result;
 }
 
+int server_fd_of(const std::string& trace, std::uint16_t port) {
+    const std::string tail = fmt::format(": client 127.0.0.1:{} connected", port);
+    const auto at = trace.find(tail);
+    if (at == std::string::npos) return -1;
+    const auto start = trace.rfind("fd ", at);
+    return start == std::string::npos ? -1 : std::atoi(trace.c_str() + start + 3);
+}
+
 }  // namespace course::test

@@ -94,6 +94,10 @@ private:
 // same tests:  COURSE_SERVER_05=$PWD/my-server build/bin/05-epoll-lt_test
 std::string server_binary(const char* chapter_number, const char* built);
 
+// The descriptor number a server gave the client whose local port is `port`,
+// from its trace note "fd N: client 127.0.0.1:PORT connected"; -1 if none.
+int server_fd_of(const std::string& trace, std::uint16_t port);
+
 // Parses "stats: a=1 b=2 ..." (the format of course::sys::stats_line()).
 std::map<std::string, std::uint64_t> parse_stats(const std::string& line);
 
