@@ -40,7 +40,7 @@ size_t StreamSender::sent() {
     return sent_;
 }
 
-void StreamSender::run(int fd, const std::string& block, size_t total) {
+void StreamSender::run(int fd, const std::string& block, size_t total, AtEnd at_end) {
     auto deadline = Clock::now() + 100s;
     size_t sent = 0;
     while (sent < total && !quit_ && Clock::now() < deadline) {
@@ -61,7 +61,7 @@ void StreamSender::run(int fd, const std::string& block, size_t total) {
             cv_.notify_all();
         }
     }
-    if (sent == total) half_close(fd);
+    if (sent == total && at_end == AtEnd::half_close) half_close(fd);
     std::lock_guard lock(mu_);
     over_ = true;
     cv_.notify_all();

@@ -19,11 +19,12 @@ namespace course::test {
 // never reads. It reports a stall when it finds no room to send for 300 ms:
 // the socket buffers both ways and the server's buffer for this client are
 // then full, and the server has stopped reading from it. When everything is
-// sent, it half-closes. `block` must outlive the sender.
+// sent, it half-closes, unless told not to. `block` must outlive the sender.
 class StreamSender {
 public:
-    StreamSender(int fd, const std::string& block, size_t total)
-        : thread_([this, fd, &block, total] { run(fd, block, total); }) {}
+    enum class AtEnd { half_close, stay_open };
+    StreamSender(int fd, const std::string& block, size_t total, AtEnd at_end = AtEnd::half_close)
+        : thread_([this, fd, &block, total, at_end] { run(fd, block, total, at_end); }) {}
     ~StreamSender();  // a test that failed half-way: stops within one poll timeout
     StreamSender(const StreamSender&) = delete;
     StreamSender& operator=(const StreamSender&) = delete;
@@ -35,7 +36,7 @@ public:
     size_t sent();
 
 private:
-    void run(int fd, const std::string& block, size_t total);
+    void run(int fd, const std::string& block, size_t total, AtEnd at_end);
 
     std::mutex mu_;
     std::condition_variable cv_;
