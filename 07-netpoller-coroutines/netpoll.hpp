@@ -57,11 +57,11 @@ public:
     // delay > 0 waits at most that long (at least 1 ms: see the backends).
     // An interrupted wait (EINTR) appends nothing, so that the caller can
     // look at what the signal handler changed.
-    virtual void netpoll(std::chrono::nanoseconds delay, WaiterList& to_run) = 0;
+    virtual void netpoll(std::chrono::nanoseconds delay, gList& to_run) = 0;
 
     // The same into a new list (tests).
-    WaiterList netpoll(std::chrono::nanoseconds delay) {
-        WaiterList to_run;
+    gList netpoll(std::chrono::nanoseconds delay) {
+        gList to_run;
         netpoll(delay, to_run);
         return to_run;
     }

@@ -58,7 +58,7 @@ public:
     // #endregion open
 
     // #region netpoll
-    void netpoll(std::chrono::nanoseconds delay, WaiterList& to_run) override {
+    void netpoll(std::chrono::nanoseconds delay, gList& to_run) override {
         int n = sys::epoll_wait(epfd_.get(), events_.data(), kMaxEvents, timeout_ms(delay));
         if (n < 0) {
             if (errno == EINTR) return;  // a signal: let the caller look at what it changed

@@ -79,7 +79,7 @@ public:
         p.events |= mode == Mode::read ? POLLIN | POLLRDHUP : POLLOUT;
     }
 
-    void netpoll(std::chrono::nanoseconds delay, WaiterList& to_run) override {
+    void netpoll(std::chrono::nanoseconds delay, gList& to_run) override {
         int n = sys::poll(fds_.data(), fds_.size(), timeout_ms(delay));
         if (n < 0) {
             if (errno == EINTR) return;

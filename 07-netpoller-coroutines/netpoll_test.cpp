@@ -129,7 +129,7 @@ protected:
         return pd;
     }
     void close(PollDesc* pd) {
-        WaiterList woken;
+        gList woken;
         pd->poll_unblock(woken);
         EXPECT_TRUE(woken.empty());
         poll_close(cache, *poller, pd);
@@ -139,7 +139,7 @@ protected:
     void settle() { (void)poller->netpoll(0ns); }
 
     // netpoll(-1) until something is runnable, at most `tries` times.
-    WaiterList poll_until_runnable(int tries = 10) {
+    gList poll_until_runnable(int tries = 10) {
         for (int i = 0; i < tries; ++i) {
             auto list = poller->netpoll(-1ns);
             if (!list.empty()) return list;
@@ -332,7 +332,7 @@ TEST_P(Backend, ALevelLeftArmedIsReportedAtMostOnce) {
     std::optional<PollError> result;
     Probe reader = wait_on(*pd, Mode::read, result);
     ASSERT_FALSE(reader.done());
-    WaiterList woken;
+    gList woken;
     auto now = Clock::now();
     pd->poll_set_deadline(woken, Mode::read, now, now);  // expired: the reader leaves
     ASSERT_TRUE(resume_if_only(woken, reader));
@@ -397,7 +397,7 @@ TEST_P(Backend, CloseWakesTheParkedReaderAndLaterWaitsFailAtOnce) {
     Probe reader = wait_on(*pd, Mode::read, result);
     ASSERT_FALSE(reader.done());
 
-    WaiterList woken;
+    gList woken;
     pd->poll_unblock(woken);
     ASSERT_TRUE(resume_if_only(woken, reader));
     EXPECT_EQ(result, PollError::closing);
@@ -438,7 +438,7 @@ TEST(EpollBackend, OneAddPerFdAndOneDelAtClose) {
     }
     EXPECT_EQ(sys::counter(sys::Call::epoll_ctl).calls, before.calls + 1);
 
-    WaiterList woken;
+    gList woken;
     pd->poll_unblock(woken);
     poll_close(cache, *poller, pd);
     EXPECT_EQ(sys::counter(sys::Call::epoll_ctl).calls, before.calls + 2);
@@ -455,7 +455,7 @@ TEST(PollBackend, OpenAndCloseMakeNoSystemCall) {
     PollDesc* pd = poll_open(cache, *poller, sp.a.get(), ec);
     ASSERT_FALSE(ec);
     EXPECT_EQ(poller->netpoll_open(sp.a.get(), pd), std::errc::file_exists);
-    WaiterList woken;
+    gList woken;
     pd->poll_unblock(woken);
     poll_close(cache, *poller, pd);
     EXPECT_EQ(poller->netpoll_close(sp.a.get()), std::errc::no_such_file_or_directory);
@@ -483,7 +483,7 @@ TEST(EpollBackend, AStaleEventForAClosedAndReusedFdIsIgnored) {
     (void)poller->netpoll(0ns);
     Fd keep_old_file(::dup(fd));
     ASSERT_TRUE(keep_old_file);
-    WaiterList woken;
+    gList woken;
     pd->poll_unblock(woken);
     cache.free(pd);        // recycled WITHOUT netpoll_close: the registration stays
     old_pair->a.reset();   // close(2) the fd number; the file lives on in keep_old_file
@@ -525,7 +525,7 @@ TEST(Netpoll, UnknownPollerNameIsRejected) { EXPECT_THROW(make_poller("kqueue"),
 class PollDescTest : public ::testing::Test {
 protected:
     PollDesc pd;
-    WaiterList to_run;
+    gList to_run;
     Clock::time_point now = Clock::now();
     void SetUp() override { pd.init(42); }  // no real fd needed: nothing here makes a syscall
 };
@@ -731,7 +731,7 @@ TEST_F(PollDescTest, WokenByATimerWhoseDeadlineMovedIsASpuriousWakeUp) {
     std::optional<PollError> result;
     Probe reader = wait_on(pd, Mode::read, result);
     EXPECT_TRUE(pd.netpoll_deadline(to_run, Mode::read, seq));
-    WaiterList ignored;
+    gList ignored;
     pd.poll_set_deadline(ignored, Mode::read, now + 1h, now);  // extended before the reader ran
     ASSERT_TRUE(resume_if_only(to_run, reader));
     EXPECT_EQ(result, PollError::none) << "neither closed nor expired: the caller retries its syscall";
@@ -760,7 +760,7 @@ TEST(PollCacheTest, AWaiterWokenByCloseTouchesNothingAfterReuse) {
     pd->init(5);
     std::optional<PollError> result;
     Probe reader = wait_on(*pd, Mode::read, result);
-    WaiterList to_run;
+    gList to_run;
     pd->poll_unblock(to_run);
     // The closer recycles the PollDesc before the woken reader has run (a net
     // layer bug this guards against), and a new fd starts waiting on it.
@@ -775,7 +775,7 @@ TEST(PollCacheTest, AWaiterWokenByCloseTouchesNothingAfterReuse) {
     ASSERT_TRUE(resume_if_only(to_run, reader));
     EXPECT_EQ(result, PollError::closing);
     EXPECT_EQ(reused->state(Mode::read), WaitSlot::parked) << "the stale waiter must not touch the new owner's slot";
-    WaiterList woken;
+    gList woken;
     netpollready(woken, *reused, Mode::read);
     ASSERT_TRUE(resume_if_only(woken, new_reader));
 }

@@ -28,7 +28,7 @@ void PollDesc::init(int fd, Poller* arm) {
 }
 
 // #region unblock
-void PollDesc::poll_unblock(WaiterList& to_run) {
+void PollDesc::poll_unblock(gList& to_run) {
     if (closing_) fatal("unblock on closing polldesc");
     closing_ = true;
     ++rseq_;  // disarms the deadline timers: they will find a new sequence
@@ -39,7 +39,7 @@ void PollDesc::poll_unblock(WaiterList& to_run) {
 // #endregion unblock
 
 // #region deadline
-void PollDesc::poll_set_deadline(WaiterList& to_run, Mode mode, Clock::time_point d, Clock::time_point now) {
+void PollDesc::poll_set_deadline(gList& to_run, Mode mode, Clock::time_point d, Clock::time_point now) {
     if (closing_) return;
     if (d != kNoDeadline && d <= now) d = kDeadlineExpired;
     for (Mode m : {Mode::read, Mode::write}) {
@@ -56,7 +56,7 @@ void PollDesc::poll_set_deadline(WaiterList& to_run, Mode mode, Clock::time_poin
     }
 }
 
-bool PollDesc::netpoll_deadline(WaiterList& to_run, Mode mode, std::uint64_t seq) {
+bool PollDesc::netpoll_deadline(gList& to_run, Mode mode, std::uint64_t seq) {
     std::uint64_t& current = mode == Mode::read ? rseq_ : wseq_;
     if (seq != current) return false;  // the deadline was changed, or the fd closed or reused
     Clock::time_point& dl = mode == Mode::read ? rd_ : wd_;

@@ -23,6 +23,7 @@
 #pragma once
 
 #include "task.hpp"
+#include "waiter.hpp"
 
 #include <cassert>
 #include <chrono>
@@ -37,54 +38,6 @@ namespace course::runtime {
 
 class Poller;
 
-// #region waiter
-// An operation that has work of its own to do when it is woken, before its
-// coroutine may continue. IoOp (conn.hpp) is the one: it retries its system
-// call there and, if that would block again, parks again (Go's loop in
-// internal/poll). A C++ awaiter cannot suspend a second time once its
-// coroutine has been resumed, so the retry has to happen before that.
-struct ParkedOp {
-    void (*wake)(ParkedOp* self);
-};
-
-// What a waiter slot and the run queue hold: a suspended coroutine, or a
-// ParkedOp. One word, as Go's slot is one word (pdNil, pdReady, pdWait or a
-// *g): the low bit says which. Coroutine frames and ParkedOps are at least
-// 8-byte aligned, so a real address never has that bit set.
-class Waiter {
-public:
-    Waiter() = default;
-    Waiter(std::coroutine_handle<> h) noexcept : bits_(reinterpret_cast<std::uintptr_t>(h.address())) {
-        assert((bits_ & kOp) == 0);
-    }
-    explicit Waiter(ParkedOp* op) noexcept : bits_(reinterpret_cast<std::uintptr_t>(op) | kOp) {
-        static_assert(alignof(ParkedOp) >= 2);
-    }
-
-    explicit operator bool() const noexcept { return bits_ != 0; }
-    bool operator==(const Waiter&) const = default;
-    // The coroutine, if this waiter is one (else null).
-    std::coroutine_handle<> handle() const noexcept {
-        return bits_ & kOp ? std::coroutine_handle<>{} : std::coroutine_handle<>::from_address(reinterpret_cast<void*>(bits_));
-    }
-    // What the scheduler does with a runnable waiter: wake the operation, or
-    // resume the coroutine (through the trampoline of task.hpp).
-    void run() const {
-        if (bits_ & kOp) {
-            auto* op = reinterpret_cast<ParkedOp*>(bits_ & ~kOp);
-            op->wake(op);
-        } else {
-            resume(handle());
-        }
-    }
-
-private:
-    static constexpr std::uintptr_t kOp = 1;
-    std::uintptr_t bits_ = 0;
-};
-// #endregion waiter
-// Go's gList: the waiters made runnable, for the scheduler to queue.
-using WaiterList = std::vector<Waiter>;
 
 // Which slot: Go passes 'r', 'w' or 'r'+'w' as an int32; so do we.
 enum class Mode : int { read = 'r', write = 'w', read_write = 'r' + 'w' };
@@ -174,7 +127,7 @@ public:
     // Go's poll_runtime_pollUnblock, the first half of closing: from now on
     // every wait fails with `closing`, the parked waiters are woken into
     // `to_run`, and the deadline timers are disarmed (rseq/wseq change).
-    void poll_unblock(WaiterList& to_run);
+    void poll_unblock(gList& to_run);
 
     // --- deadlines -----------------------------------------------------------
     // Go's poll_runtime_pollSetDeadline without the timers themselves (the
@@ -185,7 +138,7 @@ public:
     // After the call, for each direction whose deadline() is a future time,
     // the scheduler arms a timer for deadline(m) that will call
     // netpoll_deadline(to_run, m, seq(m)) with seq(m) read now.
-    void poll_set_deadline(WaiterList& to_run, Mode mode, Clock::time_point d, Clock::time_point now);
+    void poll_set_deadline(gList& to_run, Mode mode, Clock::time_point d, Clock::time_point now);
     Clock::time_point deadline(Mode mode) const { return mode == Mode::read ? rd_ : wd_; }
     std::uint64_t seq(Mode mode) const { return mode == Mode::read ? rseq_ : wseq_; }
 
@@ -193,7 +146,7 @@ public:
     // and netpollWriteDeadline). `seq` is what seq(mode) was when the timer was
     // armed: if it has changed (new deadline, close, reuse), the timer is stale
     // and ignored. Returns whether it took effect.
-    bool netpoll_deadline(WaiterList& to_run, Mode mode, std::uint64_t seq);
+    bool netpoll_deadline(gList& to_run, Mode mode, std::uint64_t seq);
 
 private:
     friend class PollCache;
@@ -248,7 +201,7 @@ inline PollWait PollDesc::wait(Mode mode) { return PollWait(*this, mode); }
 
 // Go's netpollready: the poller saw `pd`'s fd ready for `mode`. Wakes the
 // parked waiters into `to_run`, or notes the readiness for the next wait.
-inline void netpollready(WaiterList& to_run, PollDesc& pd, Mode mode);
+inline void netpollready(gList& to_run, PollDesc& pd, Mode mode);
 
 // --- the hot path ------------------------------------------------------------
 // Every read or write that waits goes through these, so they are defined here,
@@ -341,7 +294,7 @@ inline Waiter PollDesc::netpollunblock(Mode mode, bool ioready) {
     return parked;
 }
 
-inline void netpollready(WaiterList& to_run, PollDesc& pd, Mode mode) {
+inline void netpollready(gList& to_run, PollDesc& pd, Mode mode) {
     Waiter rg, wg;
     if (mode == Mode::read || mode == Mode::read_write) rg = pd.netpollunblock(Mode::read, true);
     if (mode == Mode::write || mode == Mode::read_write) wg = pd.netpollunblock(Mode::write, true);

@@ -123,7 +123,7 @@ private:
     // runnable meanwhile is appended behind them and waits for the next
     // round. The vector keeps its capacity: once warmed up, queueing
     // allocates nothing.
-    WaiterList runq_;
+    gList runq_;
     std::vector<Timer> timers_;      // a min-heap on `when`
     std::size_t sweep_at_ = 64;      // push_timer drops the stale timers when the heap reaches this size
     std::vector<PollDesc*> open_;    // open_[fd]: the PollDesc of an open fd, or nullptr
