@@ -39,14 +39,17 @@ const std::error_category& net_category() noexcept {
 }
 
 // #region errmap
-// What a wait that did not end in readiness means to the caller (Go's
-// convertErr in fd_poll_runtime.go). `fd` is only looked at for not_pollable.
-static std::error_code wait_error(PollError e, int fd) {
-    switch (e) {
-        case PollError::none: return {};
-        case PollError::closing: return net_errc::closed;
-        case PollError::timeout: return net_errc::timeout;
-        case PollError::not_pollable: {
+// Go's convertErr (internal/poll/fd_poll_runtime.go): what a pollReset or
+// pollWait error code means to the caller. Go's second argument says whether
+// the fd is a file (a closed file and a closed network connection are
+// different errors there); ours is the fd itself, looked at only for
+// pollErrNotPollable, which Go reports as ErrNotPollable as it is.
+static std::error_code convertErr(int res, int fd) {
+    switch (res) {
+        case pollNoError: return {};
+        case pollErrClosing: return net_errc::closed;
+        case pollErrTimeout: return net_errc::timeout;
+        case pollErrNotPollable: {
             // Only EPOLLERR came: the socket's pending error says more, if it has one.
             int err = 0;
             socklen_t len = sizeof err;
@@ -54,7 +57,7 @@ static std::error_code wait_error(PollError e, int fd) {
             return net_errc::not_pollable;
         }
     }
-    return net_errc::closed;
+    fatal("unexpected poll error code");  // Go panics here too
 }
 // #endregion errmap
 
@@ -75,94 +78,128 @@ Conn& Conn::operator=(Conn&& other) noexcept {
 
 Conn::~Conn() { close_now(); }
 
-// #region read
-// await_ready: Go's prepareRead/prepareWrite (pollReset: fail at once if the
-// fd is closing or the deadline has passed), then the first try.
+// Go's ignoringEINTRIO: the system call again for as long as a signal interrupts it.
+template <class Call, class Buffer>
+static ssize_t ignoringEINTRIO(Call call, int fd, Buffer p, std::size_t n) {
+    for (;;) {
+        ssize_t r = call(fd, p, n);
+        if (r >= 0 || errno != EINTR) return r;
+    }
+}
+
+// await_ready: Go's prepareRead / prepareWrite (pollReset: fail at once if
+// the fd is closing or the deadline has passed), done once, then the loop.
 template <Mode M>
-bool IoOp<M>::start() {
+bool IoOp<M>::await_ready() {
     if (!pd_) {
         err_ = net_errc::closed;
         return true;
     }
-    if (M == Mode::read && size_ == 0) return true;  // nothing asked, nothing done
-    if (PollError e = pd_->poll_reset(M); e != PollError::none) {
-        err_ = wait_error(e, fd_);
+    if (M == Mode::read && size_ == 0) return true;  // nothing asked, nothing done (as Go's Read)
+    if (int res = poll_runtime_pollReset(pd_, M); res != pollNoError) {
+        err_ = convertErr(res, fd_);
         return true;
     }
-    return attempt();  // the fast path: done without suspending, or it would block
+    return step();  // done without suspending, or parked
 }
 
+// #region read
+// Go's (*FD).Read (internal/poll/fd_unix.go) after its prepareRead, step by
+// step beside ours:
+//   Go                                                ours
+//   loop:                                             for (;;)
+//     read(2), again while EINTR (ignoringEINTRIO)      n = ignoringEINTRIO(read)
+//     an error:                                         n < 0:
+//       EAGAIN: waitRead; no error: continue              EAGAIN: wait(): ready: continue;
+//                                                           parked: return "not done"
+//       else (or waitRead's error): that error            else err_
+//     0 bytes and no error: io.EOF (eofError)           n == 0: eof
+//     return n, err                                     return "done"
 template <>
-bool IoOp<Mode::read>::attempt() {
+bool IoOp<Mode::read>::step() {
     for (;;) {
-        ssize_t n = sys::read(fd_, data_, size_);
-        if (n > 0) n_ = static_cast<std::size_t>(n);
-        else if (n == 0) err_ = net_errc::eof;
-        else if (errno == EINTR) continue;
-        else if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
-        else err_ = from_errno(errno);
+        ssize_t n = ignoringEINTRIO(sys::read, fd_, data_, size_);
+        if (n < 0) {
+            if (errno == EAGAIN) {  // EWOULDBLOCK is EAGAIN on Linux
+                int res = wait();
+                if (res == pollNoError) continue;
+                if (res == parked) return false;
+                err_ = convertErr(res, fd_);
+            } else {
+                err_ = from_errno(errno);
+            }
+        } else if (n == 0) {
+            err_ = net_errc::eof;
+        } else {
+            n_ = static_cast<std::size_t>(n);
+        }
         return true;
     }
 }
 // #endregion read
 
 // #region write
-// Writes from data_[n_] on until all is written (true), an error (true, err_
-// set), or the socket buffer is full (false: park until the peer has read).
+// Go's (*FD).Write after its prepareWrite, the same way:
+//   Go                                                ours
+//   loop:                                             while not all written
+//     write(2) of the rest, again while EINTR           n = ignoringEINTRIO(write)
+//     n > 0: add it to what is written                  n >= 0: n_ += n
+//     all written: return                               (the loop's condition)
+//     EAGAIN: waitWrite; no error: continue             EAGAIN: wait(): ready: continue;
+//                                                         parked: return "not done"
+//     an error (or waitWrite's): return it              err_
+//     0 bytes: io.ErrUnexpectedEOF                      (none: a socket never writes 0 of n > 0)
 template <>
-bool IoOp<Mode::write>::attempt() {
+bool IoOp<Mode::write>::step() {
     while (n_ < size_) {
-        ssize_t n = sys::write(fd_, data_ + n_, size_ - n_);
+        ssize_t n = ignoringEINTRIO(sys::write, fd_, data_ + n_, size_ - n_);
         if (n >= 0) {
             n_ += static_cast<std::size_t>(n);  // maybe fewer than asked: write the rest
             continue;
         }
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
-        err_ = from_errno(errno);
-        break;
+        if (errno != EAGAIN) {
+            err_ = from_errno(errno);
+            return true;
+        }
+        int res = wait();
+        if (res == parked) return false;
+        if (res != pollNoError) {
+            err_ = convertErr(res, fd_);
+            return true;
+        }
     }
     return true;
 }
 // #endregion write
 
 // #region park
-// Go's pollWait: park until netpoll, close or a deadline hands us back.
-// Returns true when parked (the coroutine stays suspended; the scheduler will
-// call wake), false when the operation has settled without parking: readiness
-// had been noted already, or an error is pending.
+// fd.pd.waitRead / waitWrite, that is poll_runtime_pollWait, up to the point
+// where Go's goroutine parks: the pending error, if any; readiness noted
+// while nobody waited (pollNoError: try again at once); or park, which here
+// means that the slot holds this IoOp (netpollblockcommit; gopark would
+// commit the goroutine). Nothing can run between this and the coroutine's
+// suspension (await_suspend), so the commit cannot wait until then.
 template <Mode M>
-bool IoOp<M>::park() {
-    for (;;) {
-        fdseq_ = pd_->fdseq();
-        std::optional<PollError> now = pd_->netpollblock(M);
-        if (!now) {
-            if (pd_->netpollblockcommit(M, Waiter(this))) return true;
-            now = pd_->netpollblock_resume(M, fdseq_);  // never, single-threaded: see netpollblockcommit
-        }
-        if (after_wait(*now)) return false;
-    }
+int IoOp<M>::wait() {
+    int errcode = netpollcheckerr(pd_, M);
+    if (errcode != pollNoError) return errcode;
+    if (netpollblock(pd_, M)) return pollNoError;
+    fdseq_ = pd_->fdseq;
+    netpollblockcommit(Waiter(this), M == Mode::read ? &pd_->rg : &pd_->wg);  // succeeds: the slot was just set to pdWait
+    return parked;
 }
 
-// Back from a wait: an error settles the operation (closed, timed out);
-// otherwise try the system call again (Go's `continue` in fd.Read).
-template <Mode M>
-bool IoOp<M>::after_wait(PollError e) {
-    if (e != PollError::none) {
-        err_ = wait_error(e, fd_);
-        return true;
-    }
-    return attempt();
-}
-
-// The scheduler runs this when the parked IoOp is runnable. The slot says why
-// we are back; if the retry would block again (a deadline woke us but was
-// moved before we ran; readiness the call did not find), park again, and the
-// coroutine never knows. Otherwise resume it: await_resume hands it the result.
+// The scheduler runs this when the parked IoOp is runnable: look at the slot
+// (the tail of netpollblock after gopark, after_gopark), then step again,
+// that is, continue Go's loop. If the system call would block again (a
+// deadline woke us but was moved before we ran), step parks again and the
+// coroutine never knows; otherwise resume it: await_resume hands it the result.
 template <Mode M>
 void IoOp<M>::wake(ParkedOp* self) {
     auto* op = static_cast<IoOp*>(self);
-    if (op->after_wait(op->pd_->netpollblock_resume(M, op->fdseq_)) || !op->park()) resume(op->caller_);
+    if (int res = after_gopark(op->pd_, M, op->fdseq_); res != pollNoError) op->err_ = convertErr(res, op->fd_);
+    else if (!op->step()) return;  // parked again
+    resume(op->caller_);
 }
 // #endregion park
 
@@ -176,12 +213,12 @@ Task<std::error_code> Conn::close() {
     // Go's pollUnblock: every wait on this fd fails from now on; the parked
     // waiters (another coroutine reading while we close) are made runnable.
     // The scheduler's shutdown may have done this already.
-    bool others = pd_->closing() || sched_->poll_unblock(*pd_) > 0;
+    bool others = pd_->closing || sched_->runtime_pollUnblock(pd_) > 0;
     // Let them run first (the run queue is FIFO): each finds out it was closed
-    // and leaves the PollDesc, so none is parked when we free it and no fd
+    // and leaves the pollDesc, so none is parked when we free it and no fd
     // number is reused under a parked coroutine.
     if (others) co_await sched_->yield();
-    sched_->poll_close(std::exchange(pd_, nullptr));  // EPOLL_CTL_DEL, then...
+    sched_->runtime_pollClose(std::exchange(pd_, nullptr));  // EPOLL_CTL_DEL, then...
     fd_.reset();                                       // ...close(2)
     co_return std::error_code{};
 }
@@ -191,25 +228,24 @@ Task<std::error_code> Conn::close() {
 // was parked on it is woken ("closed"); it must not use this Conn again.
 void Conn::close_now() noexcept {
     if (!pd_) return;
-    if (!pd_->closing()) sched_->poll_unblock(*pd_);
-    sched_->poll_close(std::exchange(pd_, nullptr));
+    if (!pd_->closing) sched_->runtime_pollUnblock(pd_);
+    sched_->runtime_pollClose(std::exchange(pd_, nullptr));
     fd_.reset();
     closing_ = false;
 }
 
 void Conn::set_read_deadline(Clock::time_point t) {
-    if (is_open()) sched_->set_deadline(*pd_, Mode::read, t);
+    if (is_open()) sched_->runtime_pollSetDeadline(pd_, t, Mode::read);
 }
 
 void Conn::set_write_deadline(Clock::time_point t) {
-    if (is_open()) sched_->set_deadline(*pd_, Mode::write, t);
+    if (is_open()) sched_->runtime_pollSetDeadline(pd_, t, Mode::write);
 }
 
 Listener::Listener(Scheduler& sched, Fd listen_fd) {
     set_nonblocking(listen_fd.get());
-    std::error_code ec;
-    PollDesc* pd = sched.poll_open(listen_fd.get(), ec);
-    if (!pd) throw std::system_error(ec, "netpoll_open(listener)");
+    auto [pd, errno_] = sched.runtime_pollOpen(listen_fd.get());
+    if (!pd) throw std::system_error(from_errno(errno_), "netpollopen(listener)");
     conn_ = Conn(sched, std::move(listen_fd), pd);
     reserve_ = Fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
 }
@@ -217,9 +253,9 @@ Listener::Listener(Scheduler& sched, Fd listen_fd) {
 // #region accept
 Task<Accepted> Listener::accept() {
     if (!conn_.is_open()) co_return {Conn{}, net_errc::closed};
-    PollDesc* pd = conn_.pd_;
+    pollDesc* pd = conn_.pd_;
     const int lfd = conn_.fd();
-    if (auto err = wait_error(pd->poll_reset(Mode::read), lfd)) co_return {Conn{}, err};
+    if (auto err = convertErr(poll_runtime_pollReset(pd, Mode::read), lfd)) co_return {Conn{}, err};
     for (;;) {
         int fd = sys::accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0 && (errno == EMFILE || errno == ENFILE) && reserve_) {
@@ -235,14 +271,13 @@ Task<Accepted> Listener::accept() {
         }
         if (fd >= 0) {
             Fd owned(fd);
-            std::error_code ec;
-            PollDesc* cpd = conn_.sched_->poll_open(fd, ec);
-            if (!cpd) co_return {Conn{}, ec};  // the poller refused it (ENOMEM, ENOSPC): closed by ~Fd
+            auto [cpd, errno_] = conn_.sched_->runtime_pollOpen(fd);
+            if (!cpd) co_return {Conn{}, from_errno(errno_)};  // the poller refused it (ENOMEM, ENOSPC): closed by ~Fd
             co_return {Conn(*conn_.sched_, std::move(owned), cpd), {}};
         }
         if (errno == EINTR || errno == ECONNABORTED) continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK) co_return {Conn{}, from_errno(errno)};
-        if (auto err = wait_error(co_await pd->wait(Mode::read), lfd)) co_return {Conn{}, err};
+        if (auto err = convertErr(co_await poll_runtime_pollWait(pd, Mode::read), lfd)) co_return {Conn{}, err};
     }
 }
 // #endregion accept

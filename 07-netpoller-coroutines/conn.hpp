@@ -5,7 +5,7 @@
 //
 // Each operation is Go's internal/poll loop (fd_unix.go):
 //   try the system call;
-//   EAGAIN: park on the PollDesc until the fd is ready, then try again;
+//   EAGAIN: park on the pollDesc until the fd is ready, then try again;
 //   anything else: that is the result.
 // read and write_all run it in an IoOp (below), accept in a coroutine.
 //
@@ -16,6 +16,7 @@
 
 #include "fd.hpp"
 #include "poll_desc.hpp"
+#include "waiter.hpp"
 #include "task.hpp"
 
 #include <cstddef>
@@ -53,60 +54,62 @@ struct IoResult {
 
 // #region ioop
 // What read() and write_all() return: `auto [n, err] = co_await conn.read(buf);`
-// (IoOp<Mode::read> and IoOp<Mode::write>: one class, two directions.)
+// (IoOp<Mode::read> and IoOp<Mode::write>: one class, two directions; no Go
+// twin as a type: it is the loop of internal/poll's (*FD).Read and
+// (*FD).Write, made an awaiter.)
 //
-// Awaiting it runs Go's internal/poll loop with no coroutine of its own:
-//   await_ready    Go's prepareRead (pollReset), then the system call, as a
-//                  plain function call. If that settles it (data was waiting,
-//                  the write fit, an error), the coroutine does not suspend.
-//   await_suspend  it would block (EAGAIN): park on the PollDesc. What the
-//                  slot holds is this IoOp (a ParkedOp), not the coroutine.
-//   wake           netpoll, close or a deadline made it runnable, and the
-//                  scheduler runs it: try the call again; resume the coroutine
-//                  only once there is a result; EAGAIN again: park again.
-// The IoOp lives in the awaiting coroutine's frame while it is parked, so
-// parking allocates nothing and costs no memory beyond that frame.
+// Go's loop is one function: prepare once; then loop: the system call;
+// EAGAIN: wait for readiness (the goroutine parks inside the wait), then
+// continue. Ours is the same loop in one function, step(), with one
+// difference: where Go's goroutine parks inside the wait, step() parks the
+// IoOp itself in the pollDesc's slot and returns "not done". No coroutine is
+// made for that and nothing is allocated: the IoOp lives in the awaiting
+// coroutine's frame.
+//   await_ready    prepare (pollReset), then step(): done, or parked
+//   await_suspend  parked: remember whose coroutine to resume
+//   wake           the scheduler runs the parked IoOp: look at the slot (the
+//                  tail of netpollblock), and step() again; resume the
+//                  coroutine once done. Parked again: it never knows.
 template <Mode M>
 class [[nodiscard]] IoOp : ParkedOp {
 public:
     using Buffer = std::conditional_t<M == Mode::read, char*, const char*>;
 
-    // pd: the connection's PollDesc, or nullptr once it is closed (while
-    // close() runs, the PollDesc says `closing` and poll_reset fails).
-    IoOp(PollDesc* pd, int fd, Buffer data, std::size_t size) noexcept
+    // pd: the connection's pollDesc, or nullptr once it is closed (while
+    // close() runs, the pollDesc says `closing` and pollReset fails).
+    IoOp(pollDesc* pd, int fd, Buffer data, std::size_t size) noexcept
         : ParkedOp{&IoOp::wake}, pd_(pd), fd_(fd), data_(data), size_(size) {}
     IoOp(const IoOp&) = delete;
     IoOp& operator=(const IoOp&) = delete;
 
-    bool await_ready() { return start(); }
-    bool await_suspend(std::coroutine_handle<> self) {
-        caller_ = self;
-        return park();  // false: settled after all (readiness was noted, or an error is pending)
-    }
+    bool await_ready();
+    void await_suspend(std::coroutine_handle<> caller) noexcept { caller_ = caller; }
     IoResult await_resume() const noexcept { return {n_, err_}; }
 
 private:
-    bool start();                  // true: settled, no need to suspend
-    bool attempt();                // the system call; false: it would block (EAGAIN)
-    bool park();                   // true: parked; false: settled
-    bool after_wait(PollError e);  // an error settles it; else attempt() again
-    static void wake(ParkedOp* self);
+    bool step();                       // the loop: true, done (n_, err_ set); false, parked
+    int wait();                        // in step, on EAGAIN: pollWait up to the park
+    static void wake(ParkedOp* self);  // no Go twin: what Go's goroutine does when gopark returns
 
-    PollDesc* pd_;
+    // wait()'s third answer, besides pollNoError and the error codes: the IoOp
+    // is parked (no Go twin: there the goroutine parks inside the wait).
+    static constexpr int parked = -1;
+
+    pollDesc* pd_;
     int fd_;
     Buffer data_;
     std::size_t size_;
     std::size_t n_ = 0;  // bytes read, or written so far
     std::error_code err_;
     std::coroutine_handle<> caller_;  // set by await_suspend
-    std::uint64_t fdseq_;             // the PollDesc's fdseq when we parked; set by park
+    std::uintptr_t fdseq_ = 0;        // the pollDesc's fdseq when we parked; set by wait
 };
 // #endregion ioop
 
 class Conn {
 public:
     Conn() = default;
-    Conn(Scheduler& sched, Fd fd, PollDesc* pd) : sched_(&sched), fd_(std::move(fd)), pd_(pd) {}
+    Conn(Scheduler& sched, Fd fd, pollDesc* pd) : sched_(&sched), fd_(std::move(fd)), pd_(pd) {}
     Conn(Conn&& other) noexcept;
     Conn& operator=(Conn&& other) noexcept;
     ~Conn();  // closes if still open (without waiting: see close())
@@ -135,7 +138,7 @@ private:
 
     Scheduler* sched_ = nullptr;
     Fd fd_;
-    PollDesc* pd_ = nullptr;
+    pollDesc* pd_ = nullptr;
     bool closing_ = false;
 };
 
@@ -158,7 +161,7 @@ public:
     int fd() const { return conn_.fd(); }
 
 private:
-    Conn conn_;  // the listening socket, with its PollDesc
+    Conn conn_;  // the listening socket, with its pollDesc
     Fd reserve_;
 };
 

@@ -11,17 +11,17 @@
 namespace course::runtime {
 
 void BreakFd::open() {
-    fd_ = Fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
-    if (!fd_) throw_errno("eventfd");
+    netpollEventFd = Fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+    if (!netpollEventFd) throw_errno("eventfd");
 }
 
 // #region wake
 void BreakFd::wake() noexcept {
-    if (pending_.exchange(true, std::memory_order_acq_rel)) return;  // a wake-up is on its way already
+    if (netpollWakeSig.exchange(true, std::memory_order_acq_rel)) return;  // a wake-up is on its way already
     const int saved = errno;  // a signal handler must not change errno under the code it interrupted
     const std::uint64_t one = 1;
     // EAGAIN (the counter is full) cannot happen: at most one write is pending.
-    if (::write(fd_.get(), &one, sizeof one) == sizeof one) writes_.fetch_add(1, std::memory_order_relaxed);
+    if (::write(netpollEventFd.get(), &one, sizeof one) == sizeof one) writes_.fetch_add(1, std::memory_order_relaxed);
     errno = saved;
 }
 // #endregion wake
@@ -31,8 +31,8 @@ void BreakFd::drain() {
     // The count itself does not matter (it is 1: one write per pending break),
     // only that the fd is no longer readable. An error would be harmless too:
     // the worst case is one more wake-up.
-    [[maybe_unused]] ssize_t n = sys::read(fd_.get(), &count, sizeof count);
-    pending_.store(false, std::memory_order_release);
+    [[maybe_unused]] ssize_t n = sys::read(netpollEventFd.get(), &count, sizeof count);
+    netpollWakeSig.store(false, std::memory_order_release);
 }
 
 }  // namespace course::runtime

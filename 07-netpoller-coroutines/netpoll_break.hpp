@@ -1,7 +1,7 @@
-// BreakFd: how netpoll_break wakes a poller that is blocked in epoll_wait or
+// BreakFd: how netpollBreak wakes a poller that is blocked in epoll_wait or
 // poll (Go's netpollEventFd and netpollWakeSig, in netpoll_epoll.go).
 //
-// The poller watches an eventfd among its sockets; netpoll_break writes to it,
+// The poller watches an eventfd among its sockets; netpollBreak writes to it,
 // which makes the blocked call return. Both backends use this one.
 #pragma once
 
@@ -16,7 +16,7 @@ class BreakFd {
 public:
     // Creates the eventfd (non-blocking, close-on-exec). Throws std::system_error.
     void open();
-    int fd() const { return fd_.get(); }
+    int fd() const { return netpollEventFd.get(); }
 
     // Go's netpollBreak. Writes to the eventfd only if no break is pending
     // already (Go's netpollWakeSig): a thousand breaks before the poller
@@ -38,8 +38,8 @@ public:
 
 private:
     static_assert(std::atomic<bool>::is_always_lock_free, "a signal handler needs a lock-free flag");
-    Fd fd_;
-    std::atomic<bool> pending_{false};  // Go: netpollWakeSig
+    Fd netpollEventFd;  // Go's netpollEventFd
+    std::atomic<bool> netpollWakeSig{false};  // Go's netpollWakeSig (a uint32 there)
     std::atomic<std::uint64_t> writes_{0};
 };
 

@@ -38,27 +38,26 @@ class PollPoller final : public Poller {
 public:
     const char* name() const override { return "poll"; }
 
-    void netpoll_init() override {
+    void netpollinit() override {
         break_.open();
         fds_.push_back({break_.fd(), POLLIN, 0});  // entry 0, always watched
         watched_.push_back({break_.fd(), nullptr});
     }
 
     // No system call: registering is remembering.
-    std::error_code netpoll_open(int fd, PollDesc* pd) override {
-        if (fd < 0) return std::make_error_code(std::errc::bad_file_descriptor);
+    int netpollopen(int fd, pollDesc* pd) override {
+        if (fd < 0) return EBADF;
         if (static_cast<size_t>(fd) >= index_.size()) index_.resize(static_cast<size_t>(fd) + 1, -1);
-        if (index_[fd] >= 0) return std::make_error_code(std::errc::file_exists);  // as EPOLL_CTL_ADD
+        if (index_[fd] >= 0) return EEXIST;  // as EPOLL_CTL_ADD
         index_[fd] = static_cast<int>(fds_.size());
         fds_.push_back({-1, 0, 0});  // nothing armed yet: skipped
         watched_.push_back({fd, pd});
-        return {};
+        return 0;
     }
 
     // Forgetting, by moving the last entry into the hole.
-    std::error_code netpoll_close(int fd) override {
-        if (fd < 0 || static_cast<size_t>(fd) >= index_.size() || index_[fd] < 0)
-            return std::make_error_code(std::errc::no_such_file_or_directory);  // as EPOLL_CTL_DEL
+    int netpollclose(int fd) override {
+        if (fd < 0 || static_cast<size_t>(fd) >= index_.size() || index_[fd] < 0) return ENOENT;  // as EPOLL_CTL_DEL
         int i = index_[fd];
         int last = static_cast<int>(fds_.size()) - 1;
         fds_[i] = fds_[last];
@@ -67,19 +66,19 @@ public:
         fds_.pop_back();
         watched_.pop_back();
         index_[fd] = -1;
-        return {};
+        return 0;
     }
 
     // #region netpoll
     bool arms() const noexcept override { return true; }
 
-    void netpoll_arm(PollDesc& pd, Mode mode) override {
-        pollfd& p = fds_[index_[pd.fd()]];
-        p.fd = pd.fd();
+    void netpollarm(pollDesc* pd, Mode mode) override {
+        pollfd& p = fds_[index_[pd->fd]];
+        p.fd = pd->fd;
         p.events |= mode == Mode::read ? POLLIN | POLLRDHUP : POLLOUT;
     }
 
-    void netpoll(std::chrono::nanoseconds delay, gList& to_run) override {
+    void netpoll(std::chrono::nanoseconds delay, gList& toRun) override {
         int n = sys::poll(fds_.data(), fds_.size(), timeout_ms(delay));
         if (n < 0) {
             if (errno == EINTR) return;
@@ -108,20 +107,20 @@ public:
             }
             if (p.events == 0) p.fd = -1;  // nothing armed: skip it, POLLHUP included
             if (mode == 0) continue;
-            watched_[i].pd->set_event_err(re == POLLERR);
-            netpollready(to_run, *watched_[i].pd, static_cast<Mode>(mode));
+            watched_[i].pd->setEventErr(re == POLLERR, 0);
+            netpollready(toRun, watched_[i].pd, static_cast<Mode>(mode));
         }
     }
     // #endregion netpoll
 
-    void netpoll_break() noexcept override { break_.wake(); }
+    void netpollBreak() noexcept override { break_.wake(); }
     std::uint64_t break_writes() const noexcept override { return break_.writes(); }
 
 private:
     BreakFd break_;
     struct Watched {
         int fd;
-        PollDesc* pd;
+        pollDesc* pd;
     };
     std::vector<pollfd> fds_;        // what poll(2) gets; entry 0 is the break fd
     std::vector<Watched> watched_;   // watched_[i] is what fds_[i] stands for

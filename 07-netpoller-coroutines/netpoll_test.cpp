@@ -1,4 +1,4 @@
-// Tests of the bottom half of chapter 07's runtime: PollDesc on its own, and
+// Tests of the bottom half of chapter 07's runtime: the pollDesc on its own, and
 // the two Poller backends on real sockets.
 //
 // The waiters are coroutines of a trivial type defined here (Probe), owned by
@@ -18,6 +18,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <atomic>
 #include <chrono>
 #include <fstream>
@@ -61,7 +63,30 @@ struct Probe {
 };
 
 // One wait on `pd`, its result stored in `result`.
-Probe wait_on(PollDesc& pd, Mode mode, std::optional<PollError>& result) { result = co_await pd.wait(mode); }
+Probe wait_on(pollDesc* pd, Mode mode, std::optional<int>& result) { result = co_await poll_runtime_pollWait(pd, mode); }
+
+// What a slot holds, by name.
+std::string state(std::uintptr_t slot) {
+    if (slot == pdNil) return "pdNil";
+    if (slot == pdReady) return "pdReady";
+    if (slot == pdWait) return "pdWait";
+    return "parked";
+}
+
+// A poller that watches nothing, for pollDescs with no real fd behind them:
+// the PollDescTest cases make no system call.
+struct NullPoller final : Poller {
+    const char* name() const override { return "null"; }
+    void netpollinit() override {}
+    int netpollopen(int, pollDesc*) override { return 0; }
+    int netpollclose(int) override { return 0; }
+    void netpoll(std::chrono::nanoseconds, gList&) override {}
+    void netpollBreak() noexcept override {}
+    std::uint64_t break_writes() const noexcept override { return 0; }
+};
+
+// The mask of a taggedPointer's tag, and of fdseq.
+constexpr std::uint64_t kTagMask = (std::uint64_t{1} << tagBits) - 1;
 
 // Resumes `probe` if and only if `list` holds exactly it, as the scheduler would.
 ::testing::AssertionResult resume_if_only(std::span<const Waiter> list, Probe& probe) {
@@ -117,22 +142,21 @@ std::chrono::nanoseconds since(std::chrono::steady_clock::time_point t0) { retur
 class Backend : public ::testing::TestWithParam<const char*> {
 protected:
     std::unique_ptr<Poller> poller = make_poller(GetParam());
-    PollCache cache;
+    pollCache cache;
 
     bool is_epoll() const { return std::string(GetParam()) == "epoll"; }
     sys::Call wait_call() const { return is_epoll() ? sys::Call::epoll_wait : sys::Call::poll; }
 
-    PollDesc* open(const Fd& fd) {
-        std::error_code ec;
-        PollDesc* pd = poll_open(cache, *poller, fd.get(), ec);
-        EXPECT_FALSE(ec) << ec.message();
+    pollDesc* open(const Fd& fd) {
+        auto [pd, errno_] = poll_runtime_pollOpen(fd.get(), cache, *poller);
+        EXPECT_EQ(errno_, 0) << std::strerror(errno_);
         return pd;
     }
-    void close(PollDesc* pd) {
+    void close(pollDesc* pd) {
         gList woken;
-        pd->poll_unblock(woken);
+        poll_runtime_pollUnblock(pd, woken);
         EXPECT_TRUE(woken.empty());
-        poll_close(cache, *poller, pd);
+        poll_runtime_pollClose(pd, cache, *poller);
     }
     // Lets the poller see what registration itself reports (epoll: the
     // socket is writable, one EPOLLOUT edge) so that later calls start quiet.
@@ -155,7 +179,7 @@ INSTANTIATE_TEST_SUITE_P(Pollers, Backend, ::testing::Values("epoll", "poll"),
 
 TEST_P(Backend, ZeroDelayReturnsAtOnceWithNothing) {
     SocketPair sp;
-    PollDesc* pd = open(sp.a);
+    pollDesc* pd = open(sp.a);
     for (int i = 0; i < 3; ++i) {
         auto t0 = std::chrono::steady_clock::now();
         auto list = poller->netpoll(0ns);
@@ -167,12 +191,12 @@ TEST_P(Backend, ZeroDelayReturnsAtOnceWithNothing) {
 
 TEST_P(Backend, BlockingPollReturnsTheParkedReaderWhenDataArrives) {
     SocketPair sp;
-    PollDesc* pd = open(sp.a);
+    pollDesc* pd = open(sp.a);
     settle();
-    std::optional<PollError> result;
-    Probe reader = wait_on(*pd, Mode::read, result);
+    std::optional<int> result;
+    Probe reader = wait_on(pd, Mode::read, result);
     ASSERT_FALSE(reader.done());
-    EXPECT_EQ(pd->state(Mode::read), WaitSlot::parked);
+    EXPECT_EQ(state(pd->rg), "parked");
 
     pid_t main_tid = current_tid();
     std::thread writer([&] {
@@ -183,13 +207,13 @@ TEST_P(Backend, BlockingPollReturnsTheParkedReaderWhenDataArrives) {
     writer.join();
     ASSERT_TRUE(resume_if_only(list, reader));
     EXPECT_TRUE(reader.done());
-    EXPECT_EQ(result, PollError::none);
+    EXPECT_EQ(result, pollNoError);
     close(pd);
 }
 
 TEST_P(Backend, PositiveDelayWaitsAtLeastOneMillisecond) {
     SocketPair sp;
-    PollDesc* pd = open(sp.a);
+    pollDesc* pd = open(sp.a);
     settle();
     for (auto delay : {std::chrono::nanoseconds(1ns), std::chrono::nanoseconds(1us), std::chrono::nanoseconds(999us)}) {
         auto t0 = std::chrono::steady_clock::now();
@@ -208,8 +232,8 @@ TEST_P(Backend, PositiveDelayWaitsAtLeastOneMillisecond) {
 // backend does not watch an fd nobody waits on.
 TEST_P(Backend, IdleAndHungUpFdsWithoutWaitersDoNotWakeThePoller) {
     SocketPair idle, hung_up;
-    PollDesc* a = open(idle.a);
-    PollDesc* b = open(hung_up.a);
+    pollDesc* a = open(idle.a);
+    pollDesc* b = open(hung_up.a);
     send_byte(hung_up.b);
     hung_up.b.reset();
     settle();
@@ -240,7 +264,7 @@ TEST_P(Backend, InterruptedWaitReturnsAnEmptyList) {
     ASSERT_EQ(::sigaction(SIGUSR2, &sa, &old), 0);
 
     SocketPair sp;
-    PollDesc* pd = open(sp.a);
+    pollDesc* pd = open(sp.a);
     settle();
     const auto eintr_before = sys::counter(wait_call()).eintr;
     pid_t main_tid = current_tid();
@@ -252,7 +276,7 @@ TEST_P(Backend, InterruptedWaitReturnsAnEmptyList) {
             if (wait_until_blocked(main_tid, 1s)) ::pthread_kill(main_thread, SIGUSR2);
             for (int i = 0; i < 100 && !returned; ++i) std::this_thread::sleep_for(2ms);
         }
-        if (!returned) poller->netpoll_break();  // give up without hanging; the test fails below
+        if (!returned) poller->netpollBreak();  // give up without hanging; the test fails below
     });
     auto list = poller->netpoll(-1ns);
     returned = true;
@@ -269,7 +293,7 @@ TEST_P(Backend, BreakFromAnotherThreadWakesABlockedPoll) {
     std::atomic<bool> was_blocked{false};
     std::thread breaker([&] {
         was_blocked = wait_until_blocked(main_tid);
-        poller->netpoll_break();
+        poller->netpollBreak();
     });
     auto t0 = std::chrono::steady_clock::now();
     auto list = poller->netpoll(-1ns);
@@ -282,7 +306,7 @@ TEST_P(Backend, BreakFromAnotherThreadWakesABlockedPoll) {
 TEST_P(Backend, AThousandBreaksCostOneWriteAndOneWakeUp) {
     const auto writes_before = poller->break_writes();
     std::thread breaker([&] {
-        for (int i = 0; i < 1000; ++i) poller->netpoll_break();
+        for (int i = 0; i < 1000; ++i) poller->netpollBreak();
     });
     breaker.join();
     EXPECT_EQ(poller->break_writes(), writes_before + 1);
@@ -299,16 +323,16 @@ TEST_P(Backend, AThousandBreaksCostOneWriteAndOneWakeUp) {
     EXPECT_GE(since(t0), 20ms);
 
     // And the next break writes again.
-    poller->netpoll_break();
+    poller->netpollBreak();
     EXPECT_EQ(poller->break_writes(), writes_before + 2);
     EXPECT_TRUE(poller->netpoll(-1ns).empty());
 }
 
 TEST_P(Backend, ZeroDelayPollLeavesTheBreakForABlockingPoll) {
     const auto writes_before = poller->break_writes();
-    poller->netpoll_break();
+    poller->netpollBreak();
     EXPECT_TRUE(poller->netpoll(0ns).empty());  // sees it, leaves it
-    poller->netpoll_break();                     // still pending: no second write
+    poller->netpollBreak();                     // still pending: no second write
     EXPECT_EQ(poller->break_writes(), writes_before + 1);
     auto t0 = std::chrono::steady_clock::now();
     EXPECT_TRUE(poller->netpoll(-1ns).empty());  // returns at once, consumes it
@@ -318,7 +342,7 @@ TEST_P(Backend, ZeroDelayPollLeavesTheBreakForABlockingPoll) {
     EXPECT_GE(since(t0), 20ms);
 }
 
-// --- the poller and PollDesc together ------------------------------------------
+// --- the poller and the pollDesc together --------------------------------------
 
 // A waiter that leaves without I/O (here a deadline) leaves its direction
 // asked for: the poll backend armed it (Go's netpollarm) and nothing disarmed
@@ -327,16 +351,16 @@ TEST_P(Backend, ZeroDelayPollLeavesTheBreakForABlockingPoll) {
 // a level nobody waits for. With epoll the edge is reported once anyway.
 TEST_P(Backend, ALevelLeftArmedIsReportedAtMostOnce) {
     SocketPair sp;
-    PollDesc* pd = open(sp.a);
+    pollDesc* pd = open(sp.a);
     settle();
-    std::optional<PollError> result;
-    Probe reader = wait_on(*pd, Mode::read, result);
+    std::optional<int> result;
+    Probe reader = wait_on(pd, Mode::read, result);
     ASSERT_FALSE(reader.done());
     gList woken;
     auto now = Clock::now();
-    pd->poll_set_deadline(woken, Mode::read, now, now);  // expired: the reader leaves
+    poll_runtime_pollSetDeadline(pd, now, Mode::read, now, woken);  // expired: the reader leaves
     ASSERT_TRUE(resume_if_only(woken, reader));
-    EXPECT_EQ(result, PollError::timeout);
+    EXPECT_EQ(result, pollErrTimeout);
 
     send_byte(sp.b);  // nobody reads it
     EXPECT_TRUE(poller->netpoll(0ns).empty());  // maybe reported here: nobody to wake
@@ -348,13 +372,13 @@ TEST_P(Backend, ALevelLeftArmedIsReportedAtMostOnce) {
 
 TEST_P(Backend, ReadinessWithNobodyWaitingIsNotLost) {
     SocketPair sp;
-    PollDesc* pd = open(sp.a);
+    pollDesc* pd = open(sp.a);
     settle();
     send_byte(sp.b);
     EXPECT_TRUE(poller->netpoll(0ns).empty());  // nobody waits: nobody to wake
 
-    std::optional<PollError> result;
-    Probe reader = wait_on(*pd, Mode::read, result);
+    std::optional<int> result;
+    Probe reader = wait_on(pd, Mode::read, result);
     if (is_epoll()) {
         // The edge was noted (sticky "ready"): the wait completed without parking.
         EXPECT_TRUE(reader.done());
@@ -365,17 +389,17 @@ TEST_P(Backend, ReadinessWithNobodyWaitingIsNotLost) {
         ASSERT_TRUE(resume_if_only(poller->netpoll(0ns), reader));
     }
     EXPECT_TRUE(reader.done());
-    EXPECT_EQ(result, PollError::none);
-    EXPECT_EQ(pd->state(Mode::read), WaitSlot::nil);
+    EXPECT_EQ(result, pollNoError);
+    EXPECT_EQ(state(pd->rg), "pdNil");
     close(pd);
 }
 
 TEST_P(Backend, AParkedWaiterIsWokenExactlyOnce) {
     SocketPair sp;
-    PollDesc* pd = open(sp.a);
+    pollDesc* pd = open(sp.a);
     settle();
-    std::optional<PollError> result;
-    Probe reader = wait_on(*pd, Mode::read, result);
+    std::optional<int> result;
+    Probe reader = wait_on(pd, Mode::read, result);
     send_byte(sp.b);
     auto list = poll_until_runnable();
     ASSERT_EQ(list.size(), 1u);
@@ -385,119 +409,116 @@ TEST_P(Backend, AParkedWaiterIsWokenExactlyOnce) {
     EXPECT_TRUE(poller->netpoll(0ns).empty());
     reader.handle.resume();
     EXPECT_TRUE(reader.done());
-    EXPECT_EQ(result, PollError::none);
+    EXPECT_EQ(result, pollNoError);
     close(pd);
 }
 
 TEST_P(Backend, CloseWakesTheParkedReaderAndLaterWaitsFailAtOnce) {
     SocketPair sp;
-    PollDesc* pd = open(sp.a);
+    pollDesc* pd = open(sp.a);
     settle();
-    std::optional<PollError> result;
-    Probe reader = wait_on(*pd, Mode::read, result);
+    std::optional<int> result;
+    Probe reader = wait_on(pd, Mode::read, result);
     ASSERT_FALSE(reader.done());
 
     gList woken;
-    pd->poll_unblock(woken);
+    poll_runtime_pollUnblock(pd, woken);
     ASSERT_TRUE(resume_if_only(woken, reader));
-    EXPECT_EQ(result, PollError::closing);
+    EXPECT_EQ(result, pollErrClosing);
     EXPECT_TRUE(poller->netpoll(0ns).empty());  // nothing else to wake
 
     for (Mode mode : {Mode::read, Mode::write}) {
-        std::optional<PollError> later;
-        Probe p = wait_on(*pd, mode, later);
+        std::optional<int> later;
+        Probe p = wait_on(pd, mode, later);
         EXPECT_TRUE(p.done()) << "a wait on a closing descriptor must not park";
-        EXPECT_EQ(later, PollError::closing);
+        EXPECT_EQ(later, pollErrClosing);
     }
-    poll_close(cache, *poller, pd);
+    poll_runtime_pollClose(pd, cache, *poller);
 }
 
 // epoll: one EPOLL_CTL_ADD for the whole life of a fd, however much it waits,
 // and one EPOLL_CTL_DEL at close.
 TEST(EpollBackend, OneAddPerFdAndOneDelAtClose) {
     auto poller = make_poller("epoll");
-    PollCache cache;
+    pollCache cache;
     SocketPair sp;
     const auto before = sys::counter(sys::Call::epoll_ctl);
-    std::error_code ec;
-    PollDesc* pd = poll_open(cache, *poller, sp.a.get(), ec);
-    ASSERT_FALSE(ec);
+    auto [pd, errno_] = poll_runtime_pollOpen(sp.a.get(), cache, *poller);
+    ASSERT_EQ(errno_, 0);
     EXPECT_EQ(sys::counter(sys::Call::epoll_ctl).calls, before.calls + 1);
 
     for (int round = 0; round < 100; ++round) {
-        std::optional<PollError> result;
-        Probe reader = wait_on(*pd, Mode::read, result);
+        std::optional<int> result;
+        Probe reader = wait_on(pd, Mode::read, result);
         send_byte(sp.b);
         if (!reader.done()) {
             auto list = poller->netpoll(-1ns);
             ASSERT_TRUE(resume_if_only(list, reader)) << "round " << round;
         }
-        ASSERT_EQ(result, PollError::none);
+        ASSERT_EQ(result, pollNoError);
         char c;
         ASSERT_EQ(::read(sp.a.get(), &c, 1), 1);
     }
     EXPECT_EQ(sys::counter(sys::Call::epoll_ctl).calls, before.calls + 1);
 
     gList woken;
-    pd->poll_unblock(woken);
-    poll_close(cache, *poller, pd);
+    poll_runtime_pollUnblock(pd, woken);
+    poll_runtime_pollClose(pd, cache, *poller);
     EXPECT_EQ(sys::counter(sys::Call::epoll_ctl).calls, before.calls + 2);
     EXPECT_EQ(sys::counter(sys::Call::epoll_ctl).errors, before.errors);
 }
 
 TEST(PollBackend, OpenAndCloseMakeNoSystemCall) {
     auto poller = make_poller("poll");
-    PollCache cache;
+    pollCache cache;
     SocketPair sp;
     const auto ctl = sys::counter(sys::Call::epoll_ctl).calls;
     const auto polls = sys::counter(sys::Call::poll).calls;
-    std::error_code ec;
-    PollDesc* pd = poll_open(cache, *poller, sp.a.get(), ec);
-    ASSERT_FALSE(ec);
-    EXPECT_EQ(poller->netpoll_open(sp.a.get(), pd), std::errc::file_exists);
+    auto [pd, errno_] = poll_runtime_pollOpen(sp.a.get(), cache, *poller);
+    ASSERT_EQ(errno_, 0);
+    EXPECT_EQ(poller->netpollopen(sp.a.get(), pd), EEXIST);
     gList woken;
-    pd->poll_unblock(woken);
-    poll_close(cache, *poller, pd);
-    EXPECT_EQ(poller->netpoll_close(sp.a.get()), std::errc::no_such_file_or_directory);
+    poll_runtime_pollUnblock(pd, woken);
+    poll_runtime_pollClose(pd, cache, *poller);
+    EXPECT_EQ(poller->netpollclose(sp.a.get()), ENOENT);
     EXPECT_EQ(sys::counter(sys::Call::epoll_ctl).calls, ctl);
     EXPECT_EQ(sys::counter(sys::Call::poll).calls, polls);
 }
 
-// A stale event: the kernel reports readiness of a file that our PollDesc no
-// longer stands for. netpoll_close's EPOLL_CTL_DEL normally rules that out, so
+// A stale event: the kernel reports readiness of a file that our pollDesc no
+// longer stands for. netpollclose's EPOLL_CTL_DEL normally rules that out, so
 // the test makes one the way a racing close would leave it: epoll registers an
 // open file, not an fd number (epoll(7), "Questions and answers", 6), and a
 // dup() keeps the old file, and with it the old registration and its old tag,
-// alive after close(2) when the DEL is skipped. The fd number and the PollDesc
+// alive after close(2) when the DEL is skipped. The fd number and the pollDesc
 // are then reused for a new socket; an event with the old tag must be ignored.
 TEST(EpollBackend, AStaleEventForAClosedAndReusedFdIsIgnored) {
     auto poller = make_poller("epoll");
-    PollCache cache;
-    std::error_code ec;
+    pollCache cache;
 
     auto old_pair = std::make_unique<SocketPair>();
     const int fd = old_pair->a.get();
-    PollDesc* pd = poll_open(cache, *poller, fd, ec);
-    ASSERT_FALSE(ec);
-    const auto old_seq = pd->fdseq();
+    auto [pd, errno_] = poll_runtime_pollOpen(fd, cache, *poller);
+    ASSERT_EQ(errno_, 0);
+    const auto old_seq = pd->fdseq;
     (void)poller->netpoll(0ns);
     Fd keep_old_file(::dup(fd));
     ASSERT_TRUE(keep_old_file);
     gList woken;
-    pd->poll_unblock(woken);
-    cache.free(pd);        // recycled WITHOUT netpoll_close: the registration stays
+    poll_runtime_pollUnblock(pd, woken);
+    cache.free(pd);        // recycled WITHOUT netpollclose: the registration stays
     old_pair->a.reset();   // close(2) the fd number; the file lives on in keep_old_file
 
     SocketPair fresh;
     ASSERT_EQ(fresh.a.get(), fd) << "the kernel hands out the lowest free fd number";
-    PollDesc* reused = poll_open(cache, *poller, fd, ec);
-    ASSERT_FALSE(ec) << ec.message();
-    ASSERT_EQ(reused, pd) << "the cache hands the recycled PollDesc back";
-    ASSERT_NE(reused->fdseq(), old_seq);
+    auto [reused, reopen_errno] = poll_runtime_pollOpen(fd, cache, *poller);
+    ASSERT_EQ(reopen_errno, 0) << std::strerror(reopen_errno);
+    ASSERT_EQ(reused, pd) << "the cache hands the recycled pollDesc back";
+    ASSERT_NE(reused->fdseq, old_seq);
     (void)poller->netpoll(0ns);  // the new registration's own EPOLLOUT edge
 
-    std::optional<PollError> result;
-    Probe reader = wait_on(*reused, Mode::read, result);
+    std::optional<int> result;
+    Probe reader = wait_on(reused, Mode::read, result);
     ASSERT_FALSE(reader.done());
 
     // Readable: the OLD file. Its event carries (pd, old_seq).
@@ -506,45 +527,52 @@ TEST(EpollBackend, AStaleEventForAClosedAndReusedFdIsIgnored) {
     auto list = poller->netpoll(5s);
     EXPECT_LT(since(t0), 4s) << "the stale event never arrived: the test proves nothing";
     EXPECT_TRUE(list.empty()) << "a stale event woke the new fd's reader";
-    EXPECT_EQ(reused->state(Mode::read), WaitSlot::parked);
+    EXPECT_EQ(state(reused->rg), "parked");
 
     // Readable: the new socket. Its reader is woken.
     send_byte(fresh.b);
     ASSERT_TRUE(resume_if_only(poller->netpoll(-1ns), reader));
-    EXPECT_EQ(result, PollError::none);
+    EXPECT_EQ(result, pollNoError);
 
     woken.clear();
-    reused->poll_unblock(woken);
-    poll_close(cache, *poller, reused);
+    poll_runtime_pollUnblock(reused, woken);
+    poll_runtime_pollClose(reused, cache, *poller);
 }
 
 TEST(Netpoll, UnknownPollerNameIsRejected) { EXPECT_THROW(make_poller("kqueue"), std::invalid_argument); }
 
-// --- PollDesc on its own ---------------------------------------------------------
+// --- the pollDesc on its own -------------------------------------------------------
 
 class PollDescTest : public ::testing::Test {
 protected:
-    PollDesc pd;
+    NullPoller null;
+    pollCache cache;
+    pollDesc* pd = nullptr;
     gList to_run;
     Clock::time_point now = Clock::now();
-    void SetUp() override { pd.init(42); }  // no real fd needed: nothing here makes a syscall
+    void SetUp() override { pd = open(42); }  // no real fd needed: nothing here makes a syscall
+    pollDesc* open(int fd) {
+        auto [p, errno_] = poll_runtime_pollOpen(fd, cache, null);
+        EXPECT_EQ(errno_, 0);
+        return p;
+    }
 };
 
 TEST_F(PollDescTest, ReadyWaitCompletesWithoutSuspending) {
     netpollready(to_run, pd, Mode::read);
     EXPECT_TRUE(to_run.empty());
-    EXPECT_EQ(pd.state(Mode::read), WaitSlot::ready);
-    EXPECT_EQ(pd.state(Mode::write), WaitSlot::nil);
+    EXPECT_EQ(state(pd->rg), "pdReady");
+    EXPECT_EQ(state(pd->wg), "pdNil");
 
-    std::optional<PollError> result;
+    std::optional<int> result;
     Probe reader = wait_on(pd, Mode::read, result);
     EXPECT_TRUE(reader.done()) << "an already-ready wait must not suspend";
-    EXPECT_EQ(result, PollError::none);
-    EXPECT_EQ(pd.state(Mode::read), WaitSlot::nil);  // consumed
+    EXPECT_EQ(result, pollNoError);
+    EXPECT_EQ(state(pd->rg), "pdNil");  // consumed
 
     Probe again = wait_on(pd, Mode::read, result);  // the readiness is gone: this one parks
     EXPECT_FALSE(again.done());
-    EXPECT_EQ(pd.state(Mode::read), WaitSlot::parked);
+    EXPECT_EQ(state(pd->rg), "parked");
     netpollready(to_run, pd, Mode::read);
     ASSERT_TRUE(resume_if_only(to_run, again));
 }
@@ -552,13 +580,13 @@ TEST_F(PollDescTest, ReadyWaitCompletesWithoutSuspending) {
 TEST_F(PollDescTest, AMillionReadyWaitsInARowDoNotGrowTheStack) {
     // Each iteration is a wait that completes at once; if any of them went
     // through a suspension and a resume chain, ASan or the stack would say so.
-    std::optional<PollError> result;
+    std::optional<int> result;
     int completed = 0;
     auto loop = [&]() -> Probe {
         for (int i = 0; i < 1'000'000; ++i) {
             netpollready(to_run, pd, Mode::read);
-            result = co_await pd.wait(Mode::read);
-            if (result == PollError::none) ++completed;
+            result = co_await poll_runtime_pollWait(pd, Mode::read);
+            if (result == pollNoError) ++completed;
         }
     };
     Probe p = loop();
@@ -568,30 +596,30 @@ TEST_F(PollDescTest, AMillionReadyWaitsInARowDoNotGrowTheStack) {
 }
 
 TEST_F(PollDescTest, SlotStatesFollowGo) {
-    // nil -> wait (netpollblock) -> parked (netpollblockcommit), by hand.
-    EXPECT_EQ(pd.netpollblock(Mode::write), std::nullopt);
-    EXPECT_EQ(pd.state(Mode::write), WaitSlot::wait);
+    // pdNil -> pdWait (netpollblock) -> parked (netpollblockcommit), by hand.
+    EXPECT_FALSE(netpollblock(pd, Mode::write)) << "nothing noted: park";
+    EXPECT_EQ(state(pd->wg), "pdWait");
     // Readiness while in `wait` (only possible with threads in Go): the slot
     // becomes ready, nobody to wake, and the commit refuses to park.
-    EXPECT_FALSE(pd.netpollunblock(Mode::write, true));
-    EXPECT_EQ(pd.state(Mode::write), WaitSlot::ready);
-    EXPECT_FALSE(pd.netpollblockcommit(Mode::write, std::coroutine_handle<>(std::noop_coroutine())));
-    EXPECT_EQ(pd.netpollblock_resume(Mode::write, pd.fdseq()), PollError::none);
-    EXPECT_EQ(pd.state(Mode::write), WaitSlot::nil);
+    EXPECT_FALSE(netpollunblock(pd, Mode::write, true));
+    EXPECT_EQ(state(pd->wg), "pdReady");
+    EXPECT_FALSE(netpollblockcommit(std::coroutine_handle<>(std::noop_coroutine()), &pd->wg));
+    EXPECT_EQ(after_gopark(pd, Mode::write, pd->fdseq), pollNoError);
+    EXPECT_EQ(state(pd->wg), "pdNil");
 }
 
 TEST_F(PollDescTest, AParkedWaiterIsWokenExactlyOnce) {
-    std::optional<PollError> result;
+    std::optional<int> result;
     Probe reader = wait_on(pd, Mode::read, result);
     netpollready(to_run, pd, Mode::read);
     netpollready(to_run, pd, Mode::read_write);
     netpollready(to_run, pd, Mode::read);
     ASSERT_TRUE(resume_if_only(to_run, reader));
-    EXPECT_EQ(result, PollError::none);
+    EXPECT_EQ(result, pollNoError);
 }
 
 TEST_F(PollDescTest, ReadAndWriteWaitersAreIndependent) {
-    std::optional<PollError> r, w;
+    std::optional<int> r, w;
     Probe reader = wait_on(pd, Mode::read, r);
     Probe writer = wait_on(pd, Mode::write, w);
     netpollready(to_run, pd, Mode::write);
@@ -603,204 +631,206 @@ TEST_F(PollDescTest, ReadAndWriteWaitersAreIndependent) {
 }
 
 TEST_F(PollDescTest, CloseWakesBothWaitersWithClosing) {
-    std::optional<PollError> r, w;
+    std::optional<int> r, w;
     Probe reader = wait_on(pd, Mode::read, r);
     Probe writer = wait_on(pd, Mode::write, w);
-    pd.poll_unblock(to_run);
+    poll_runtime_pollUnblock(pd, to_run);
     ASSERT_EQ(to_run.size(), 2u);
     for (Waiter w : to_run) w.handle().resume();  // both are ours
-    EXPECT_EQ(r, PollError::closing);
-    EXPECT_EQ(w, PollError::closing);
+    EXPECT_EQ(r, pollErrClosing);
+    EXPECT_EQ(w, pollErrClosing);
     // Readiness noted earlier does not beat close.
     netpollready(to_run, pd, Mode::read);
-    std::optional<PollError> later;
+    std::optional<int> later;
     Probe p = wait_on(pd, Mode::read, later);
     EXPECT_TRUE(p.done());
-    EXPECT_EQ(later, PollError::closing);
-    EXPECT_EQ(pd.poll_reset(Mode::read), PollError::closing);
+    EXPECT_EQ(later, pollErrClosing);
+    EXPECT_EQ(poll_runtime_pollReset(pd, Mode::read), pollErrClosing);
 }
 
 TEST_F(PollDescTest, PollResetForgetsNotedReadiness) {
     netpollready(to_run, pd, Mode::read);
-    EXPECT_EQ(pd.poll_reset(Mode::read), PollError::none);
-    EXPECT_EQ(pd.state(Mode::read), WaitSlot::nil);
+    EXPECT_EQ(poll_runtime_pollReset(pd, Mode::read), pollNoError);
+    EXPECT_EQ(state(pd->rg), "pdNil");
 }
 
 TEST_F(PollDescTest, DeadlineTimerWakesTheParkedReaderWithTimeout) {
-    pd.poll_set_deadline(to_run, Mode::read, now + 10ms, now);
+    poll_runtime_pollSetDeadline(pd, now + 10ms, Mode::read, now, to_run);
     EXPECT_TRUE(to_run.empty());
-    const auto seq = pd.seq(Mode::read);  // what the scheduler's timer carries
+    const auto seq = pd->rseq;  // what the scheduler's timer carries
 
-    std::optional<PollError> result;
+    std::optional<int> result;
     Probe reader = wait_on(pd, Mode::read, result);
     ASSERT_FALSE(reader.done());
-    EXPECT_TRUE(pd.netpoll_deadline(to_run, Mode::read, seq));
+    EXPECT_TRUE(netpolldeadlineimpl(pd, seq, true, false, to_run));
     ASSERT_TRUE(resume_if_only(to_run, reader));
-    EXPECT_EQ(result, PollError::timeout);
+    EXPECT_EQ(result, pollErrTimeout);
 
     // Expired: later reads fail at once; writes are unaffected.
-    std::optional<PollError> later;
+    std::optional<int> later;
     Probe again = wait_on(pd, Mode::read, later);
     EXPECT_TRUE(again.done());
-    EXPECT_EQ(later, PollError::timeout);
-    EXPECT_EQ(pd.netpollcheckerr(Mode::write), PollError::none);
+    EXPECT_EQ(later, pollErrTimeout);
+    EXPECT_EQ(netpollcheckerr(pd, Mode::write), pollNoError);
 
     // A new deadline in the future lifts the expiry.
     to_run.clear();
-    pd.poll_set_deadline(to_run, Mode::read, now + 1h, now);
-    EXPECT_EQ(pd.netpollcheckerr(Mode::read), PollError::none);
+    poll_runtime_pollSetDeadline(pd, now + 1h, Mode::read, now, to_run);
+    EXPECT_EQ(netpollcheckerr(pd, Mode::read), pollNoError);
 }
 
 TEST_F(PollDescTest, DeadlineInThePastWakesTheParkedWaiterAtOnce) {
-    std::optional<PollError> result;
+    std::optional<int> result;
     Probe writer = wait_on(pd, Mode::write, result);
-    pd.poll_set_deadline(to_run, Mode::write, now - 1s, now);
+    poll_runtime_pollSetDeadline(pd, now - 1s, Mode::write, now, to_run);
     ASSERT_TRUE(resume_if_only(to_run, writer));
-    EXPECT_EQ(result, PollError::timeout);
-    EXPECT_EQ(pd.deadline(Mode::write), kDeadlineExpired);
+    EXPECT_EQ(result, pollErrTimeout);
+    EXPECT_EQ(pd->wd, kDeadlineExpired);
 }
 
 TEST_F(PollDescTest, StaleDeadlineTimersAreIgnored) {
-    std::optional<PollError> result;
+    std::optional<int> result;
     Probe reader = wait_on(pd, Mode::read, result);
 
     // Armed for +10 ms, then extended while parked: the first timer is stale.
-    pd.poll_set_deadline(to_run, Mode::read, now + 10ms, now);
-    const auto first = pd.seq(Mode::read);
-    pd.poll_set_deadline(to_run, Mode::read, now + 1h, now);
-    const auto second = pd.seq(Mode::read);
+    poll_runtime_pollSetDeadline(pd, now + 10ms, Mode::read, now, to_run);
+    const auto first = pd->rseq;
+    poll_runtime_pollSetDeadline(pd, now + 1h, Mode::read, now, to_run);
+    const auto second = pd->rseq;
     EXPECT_NE(first, second);
-    EXPECT_FALSE(pd.netpoll_deadline(to_run, Mode::read, first));
+    EXPECT_FALSE(netpolldeadlineimpl(pd, first, true, false, to_run));
     EXPECT_TRUE(to_run.empty());
-    EXPECT_EQ(pd.state(Mode::read), WaitSlot::parked);
-    EXPECT_EQ(pd.netpollcheckerr(Mode::read), PollError::none);
+    EXPECT_EQ(state(pd->rg), "parked");
+    EXPECT_EQ(netpollcheckerr(pd, Mode::read), pollNoError);
 
     // Cleared: the second is stale too.
-    pd.poll_set_deadline(to_run, Mode::read, kNoDeadline, now);
-    EXPECT_FALSE(pd.netpoll_deadline(to_run, Mode::read, second));
-    EXPECT_EQ(pd.state(Mode::read), WaitSlot::parked);
+    poll_runtime_pollSetDeadline(pd, kNoDeadline, Mode::read, now, to_run);
+    EXPECT_FALSE(netpolldeadlineimpl(pd, second, true, false, to_run));
+    EXPECT_EQ(state(pd->rg), "parked");
 
     // Armed again, then the fd is closed: a timer firing after close is ignored.
-    pd.poll_set_deadline(to_run, Mode::read, now + 10ms, now);
-    const auto third = pd.seq(Mode::read);
-    pd.poll_unblock(to_run);
+    poll_runtime_pollSetDeadline(pd, now + 10ms, Mode::read, now, to_run);
+    const auto third = pd->rseq;
+    poll_runtime_pollUnblock(pd, to_run);
     ASSERT_TRUE(resume_if_only(to_run, reader));
-    EXPECT_EQ(result, PollError::closing);
+    EXPECT_EQ(result, pollErrClosing);
     to_run.clear();
-    EXPECT_FALSE(pd.netpoll_deadline(to_run, Mode::read, third));
-    EXPECT_EQ(pd.deadline(Mode::read), now + 10ms);  // untouched
+    EXPECT_FALSE(netpolldeadlineimpl(pd, third, true, false, to_run));
+    EXPECT_EQ(pd->rd, now + 10ms);  // untouched
 
-    // And after the PollDesc is reused for another fd.
-    const auto before_reuse = pd.seq(Mode::write);
-    pd.init(43);
-    EXPECT_FALSE(pd.netpoll_deadline(to_run, Mode::write, before_reuse));
+    // And after the pollDesc is reused for another fd.
+    const auto before_reuse = pd->wseq;
+    poll_runtime_pollClose(pd, cache, null);
+    ASSERT_EQ(open(43), pd) << "the cache hands the same pollDesc back";
+    EXPECT_FALSE(netpolldeadlineimpl(pd, before_reuse, false, true, to_run));
     EXPECT_TRUE(to_run.empty());
 }
 
 // Go's rule, and ours: whatever the slot holds when the woken waiter runs
 // decides, so an event and a timeout together produce one wake-up and one result.
 TEST_F(PollDescTest, EventThenTimeoutDeliverExactlyOneResult) {
-    pd.poll_set_deadline(to_run, Mode::read, now + 10ms, now);
-    const auto seq = pd.seq(Mode::read);
-    std::optional<PollError> result;
+    poll_runtime_pollSetDeadline(pd, now + 10ms, Mode::read, now, to_run);
+    const auto seq = pd->rseq;
+    std::optional<int> result;
     Probe reader = wait_on(pd, Mode::read, result);
 
     netpollready(to_run, pd, Mode::read);                 // the event: reader runnable
-    EXPECT_TRUE(pd.netpoll_deadline(to_run, Mode::read, seq));  // the timer, before it runs
+    EXPECT_TRUE(netpolldeadlineimpl(pd, seq, true, false, to_run));  // the timer, before it runs
     ASSERT_TRUE(resume_if_only(to_run, reader));         // woken once
-    EXPECT_EQ(result, PollError::none);                  // the data is there: read it
-    EXPECT_EQ(pd.netpollcheckerr(Mode::read), PollError::timeout);  // the next read times out
+    EXPECT_EQ(result, pollNoError);                  // the data is there: read it
+    EXPECT_EQ(netpollcheckerr(pd, Mode::read), pollErrTimeout);  // the next read times out
 }
 
 TEST_F(PollDescTest, TimeoutThenEventDeliverExactlyOneResult) {
-    pd.poll_set_deadline(to_run, Mode::read, now + 10ms, now);
-    const auto seq = pd.seq(Mode::read);
-    std::optional<PollError> result;
+    poll_runtime_pollSetDeadline(pd, now + 10ms, Mode::read, now, to_run);
+    const auto seq = pd->rseq;
+    std::optional<int> result;
     Probe reader = wait_on(pd, Mode::read, result);
 
-    EXPECT_TRUE(pd.netpoll_deadline(to_run, Mode::read, seq));  // the timer: reader runnable
+    EXPECT_TRUE(netpolldeadlineimpl(pd, seq, true, false, to_run));  // the timer: reader runnable
     netpollready(to_run, pd, Mode::read);                 // the event, before it runs
     ASSERT_TRUE(resume_if_only(to_run, reader));         // woken once
-    EXPECT_EQ(result, PollError::none);                  // readiness arrived before it ran
-    EXPECT_EQ(pd.state(Mode::read), WaitSlot::nil);      // consumed, not left for a second result
+    EXPECT_EQ(result, pollNoError);                  // readiness arrived before it ran
+    EXPECT_EQ(state(pd->rg), "pdNil");      // consumed, not left for a second result
 }
 
 TEST_F(PollDescTest, WokenByATimerWhoseDeadlineMovedIsASpuriousWakeUp) {
-    pd.poll_set_deadline(to_run, Mode::read, now + 10ms, now);
-    const auto seq = pd.seq(Mode::read);
-    std::optional<PollError> result;
+    poll_runtime_pollSetDeadline(pd, now + 10ms, Mode::read, now, to_run);
+    const auto seq = pd->rseq;
+    std::optional<int> result;
     Probe reader = wait_on(pd, Mode::read, result);
-    EXPECT_TRUE(pd.netpoll_deadline(to_run, Mode::read, seq));
+    EXPECT_TRUE(netpolldeadlineimpl(pd, seq, true, false, to_run));
     gList ignored;
-    pd.poll_set_deadline(ignored, Mode::read, now + 1h, now);  // extended before the reader ran
+    poll_runtime_pollSetDeadline(pd, now + 1h, Mode::read, now, ignored);  // extended before the reader ran
     ASSERT_TRUE(resume_if_only(to_run, reader));
-    EXPECT_EQ(result, PollError::none) << "neither closed nor expired: the caller retries its syscall";
+    EXPECT_EQ(result, pollNoError) << "neither closed nor expired: the caller retries its syscall";
 }
 
 TEST(PollCacheTest, RecyclesPollDescsAndBumpsFdseq) {
-    PollCache cache;
-    PollDesc* a = cache.alloc();
-    a->init(5);
-    const auto seq = a->fdseq();
+    pollCache cache;
+    NullPoller null;
+    auto [a, errno_] = poll_runtime_pollOpen(5, cache, null);
+    ASSERT_EQ(errno_, 0);
+    const auto seq = a->fdseq;
     cache.free(a);
-    PollDesc* b = cache.alloc();
+    pollDesc* b = cache.alloc();
     EXPECT_EQ(a, b);
-    EXPECT_EQ(b->fdseq(), (seq + 1) & TaggedPointer::kTagMask);
+    EXPECT_EQ(b->fdseq, (seq + 1) & kTagMask);
 
     // Type-stable: many allocations, all distinct, none moves.
-    std::vector<PollDesc*> all{b};
+    std::vector<pollDesc*> all{b};
     for (int i = 0; i < 1000; ++i) all.push_back(cache.alloc());
     std::sort(all.begin(), all.end());
     EXPECT_EQ(std::adjacent_find(all.begin(), all.end()), all.end());
 }
 
 TEST(PollCacheTest, AWaiterWokenByCloseTouchesNothingAfterReuse) {
-    PollCache cache;
-    PollDesc* pd = cache.alloc();
-    pd->init(5);
-    std::optional<PollError> result;
-    Probe reader = wait_on(*pd, Mode::read, result);
+    pollCache cache;
+    NullPoller null;
+    auto [pd, errno_] = poll_runtime_pollOpen(5, cache, null);
+    ASSERT_EQ(errno_, 0);
+    std::optional<int> result;
+    Probe reader = wait_on(pd, Mode::read, result);
     gList to_run;
-    pd->poll_unblock(to_run);
-    // The closer recycles the PollDesc before the woken reader has run (a net
+    poll_runtime_pollUnblock(pd, to_run);
+    // The closer recycles the pollDesc before the woken reader has run (a net
     // layer bug this guards against), and a new fd starts waiting on it.
     cache.free(pd);
-    PollDesc* reused = cache.alloc();
+    auto [reused, reopen_errno] = poll_runtime_pollOpen(6, cache, null);
+    ASSERT_EQ(reopen_errno, 0);
     ASSERT_EQ(reused, pd);
-    reused->init(6);
-    std::optional<PollError> other;
-    Probe new_reader = wait_on(*reused, Mode::read, other);
-    ASSERT_EQ(reused->state(Mode::read), WaitSlot::parked);
+    std::optional<int> other;
+    Probe new_reader = wait_on(reused, Mode::read, other);
+    ASSERT_EQ(state(reused->rg), "parked");
 
     ASSERT_TRUE(resume_if_only(to_run, reader));
-    EXPECT_EQ(result, PollError::closing);
-    EXPECT_EQ(reused->state(Mode::read), WaitSlot::parked) << "the stale waiter must not touch the new owner's slot";
+    EXPECT_EQ(result, pollErrClosing);
+    EXPECT_EQ(state(reused->rg), "parked") << "the stale waiter must not touch the new owner's slot";
     gList woken;
-    netpollready(woken, *reused, Mode::read);
+    netpollready(woken, reused, Mode::read);
     ASSERT_TRUE(resume_if_only(woken, new_reader));
 }
 
 TEST(TaggedPointerTest, PacksPointerAndTagIntoOneWord) {
-    PollCache cache;
-    PollDesc* pd = cache.alloc();
-    for (std::uint64_t tag : {std::uint64_t{0}, std::uint64_t{1}, TaggedPointer::kTagMask}) {
-        TaggedPointer tp = TaggedPointer::pack(pd, tag);
+    pollCache cache;
+    pollDesc* pd = cache.alloc();
+    for (std::uint64_t tag : {std::uint64_t{0}, std::uint64_t{1}, kTagMask}) {
+        taggedPointer tp = taggedPointerPack(pd, tag);
         EXPECT_EQ(tp.pointer(), pd);
         EXPECT_EQ(tp.tag(), tag);
         EXPECT_NE(tp.bits, 0u) << "0 is the break fd's data";
     }
     // fdseq wraps at 19 bits, as the tag does.
-    EXPECT_EQ(TaggedPointer::pack(pd, TaggedPointer::kTagMask + 2).tag(), 1u);
+    EXPECT_EQ(taggedPointerPack(pd, kTagMask + 2).tag(), 1u);
 }
 
 TEST(PollDescDeathTest, TwoWaitersInOneDirectionAreFatal) {
     GTEST_FLAG_SET(death_test_style, "threadsafe");
     EXPECT_DEATH(
         {
-            PollDesc pd;
-            pd.init(3);
-            (void)pd.netpollblock(Mode::read);
-            (void)pd.netpollblock(Mode::read);
+            pollDesc pd;
+            (void)netpollblock(&pd, Mode::read);
+            (void)netpollblock(&pd, Mode::read);
         },
         "double wait");
 }

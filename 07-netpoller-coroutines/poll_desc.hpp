@@ -1,362 +1,207 @@
-// PollDesc: what the runtime knows about one file descriptor (Go's pollDesc,
-// in runtime/netpoll.go).
+// poll_desc.hpp: the platform-independent half of the netpoller, Go's
+// runtime/netpoll.go: what the runtime knows about each file descriptor (a
+// pollDesc), and the functions that park a waiter on it and wake it again.
 //
-// A PollDesc has two waiter slots, one for a reader and one for a writer (Go's
-// rg and wg). Each slot is in one of four states:
+// Laid out as redis lays out ae.h: this header holds the types and the
+// prototypes, one line each; poll_desc.cpp holds the definitions and their
+// prose, in the order of netpoll.go, so the two files can be read side by side.
 //
-//   nil     nobody waits and no readiness is noted               (Go: pdNil)
-//   ready   readiness arrived while nobody waited; the next wait  (Go: pdReady)
-//           consumes it instead of parking. Edge-triggered epoll
-//           reports an edge once: forgetting it would stall the fd.
-//   wait    a waiter has decided to park but is not parked yet    (Go: pdWait)
-//           (here: between netpollblock and netpollblockcommit)
-//   parked  a Waiter is stored here: a parked IoOp, or a        (Go: a *g)
-//           suspended coroutine
-//
-// Readiness moves a slot to `ready` and hands the parked Waiter (if any) to
-// the caller's list; close and deadlines move it to `nil` and hand the Waiter
-// over too, which then finds out why with netpollcheckerr. Nothing here runs
-// a Waiter: the scheduler does, from its run queue.
+// Names. Everything that has a Go twin carries Go's name exactly (pollDesc,
+// rg, netpollblock, poll_runtime_pollWait, ...); what has none says so.
+// Go's functions become free functions over a plain struct, taking the
+// pollDesc first as Go's do, so that a line of ours reads like Go's:
+// Go's arguments first, in Go's order; then what Go keeps in globals and we
+// pass in (the pollCache, the Poller, the list `toRun` that Go's goready
+// would feed).
 //
 // Single-threaded runtime: plain fields, no atomics, no lock. Go needs both
-// because its netpoll runs on any thread, concurrently with the goroutines.
+// because its netpoll runs on any thread, concurrently with the goroutines;
+// where Go re-checks something after an atomic step, ours cannot change in
+// between, and poll_desc.cpp says so at each place.
 #pragma once
 
-#include "task.hpp"
 #include "waiter.hpp"
 
-#include <cassert>
 #include <chrono>
 #include <coroutine>
 #include <cstdint>
 #include <memory>
-#include <optional>
-#include <system_error>
+#include <utility>
 #include <vector>
 
 namespace course::runtime {
 
 class Poller;
 
-
-// Which slot: Go passes 'r', 'w' or 'r'+'w' as an int32; so do we.
+// Go's mode, an int32 that is 'r', 'w' or 'r'+'w'; an enum with those values.
 enum class Mode : int { read = 'r', write = 'w', read_write = 'r' + 'w' };
 
-// Why a wait ended (Go's pollNoError, pollErrClosing, pollErrTimeout,
-// pollErrNotPollable, and internal/poll turns them into errors).
-enum class PollError {
-    none,          // ready, or woken for nothing (a deadline that was moved): retry the syscall
-    closing,       // the descriptor is being closed: "use of closed network connection"
-    timeout,       // the deadline for this direction has passed: "i/o timeout"
-    not_pollable,  // the poller saw only EPOLLERR on this fd (reads only)
-};
+// The error codes of poll_runtime_pollReset and poll_runtime_pollWait (Go's, same values).
+inline constexpr int pollNoError = 0;         // ready, or woken for nothing: retry the system call
+inline constexpr int pollErrClosing = 1;      // the descriptor is being closed
+inline constexpr int pollErrTimeout = 2;      // the deadline for this direction has passed
+inline constexpr int pollErrNotPollable = 3;  // the poller saw only an error on the fd (reads only)
+
+// #region slot
+// A waiter slot (rg or wg) is one word, as in Go: one of these three, or the
+// bits of the Waiter parked there (waiter.hpp; never 0, 1 or 2).
+inline constexpr std::uintptr_t pdNil = 0;    // nobody waits, no readiness noted
+inline constexpr std::uintptr_t pdReady = 1;  // readiness arrived while nobody waited; the next wait consumes it
+inline constexpr std::uintptr_t pdWait = 2;   // a waiter has decided to park but is not parked yet
+// #endregion slot
 
 using Clock = std::chrono::steady_clock;
-// Go keeps deadlines as nanotimes with two special values, 0 (none) and -1
-// (expired). Ours are time points with the same two special values.
+// No Go twins: Go's deadlines are nanotimes where 0 means none and -1 expired;
+// ours are time points with the same two special values.
 inline constexpr Clock::time_point kNoDeadline = Clock::time_point::max();
 inline constexpr Clock::time_point kDeadlineExpired = Clock::time_point::min();
 
-// #region slot
-// One waiter slot (Go's rg or wg: a uintptr holding pdNil, pdReady, pdWait or a *g).
-struct WaitSlot {
-    enum State { nil, ready, wait, parked };
-    State state = nil;
-    Waiter waiter;  // set only while `parked`
-};
-// #endregion slot
+// Go's pollDesc: one per open descriptor, recycled through the pollCache.
+struct pollDesc {
+    pollDesc* link = nullptr;            // the next free pollDesc, in the pollCache
+    int fd = -1;                         // the descriptor, for this pollDesc's current use
+    std::uintptr_t fdseq = 0;            // bumped at each reuse: protects against stale pollDesc
+    std::uintptr_t rg = pdNil;           // pdReady, pdWait, the Waiter parked to read, or pdNil
+    std::uintptr_t wg = pdNil;           // the same for a writer
+    bool closing = false;                // set by poll_runtime_pollUnblock: every wait fails
+    bool eventErr = false;               // Go's pollEventErr bit of atomicInfo: the last event was only an error
+    std::uintptr_t rseq = 0;             // bumped when rd changes: protects from stale read timers
+    Clock::time_point rd = kNoDeadline;  // read deadline (kDeadlineExpired once passed)
+    std::uintptr_t wseq = 0;             // the same for writes
+    Clock::time_point wd = kNoDeadline;  // write deadline
+    Poller* poller = nullptr;            // no Go twin: the poller to netpollarm before parking, if it arms
 
+    // Go's (*pollDesc).setEventErr: note whether the last event was an error only.
+    void setEventErr(bool b, std::uintptr_t seq);
+};
+
+// Go's pollCache: pollDescs, handed out and taken back, never freed while it lives.
+struct pollCache {
+    pollDesc* first = nullptr;                            // the free list
+    std::vector<std::unique_ptr<pollDesc[]>> blocks;      // no Go twin: Go's blocks are never freed at all
+
+    pollDesc* alloc();            // Go's (*pollCache).alloc: a pollDesc from the free list, or a new block
+    void free(pollDesc* pd);      // Go's (*pollCache).free: back to the list, fdseq bumped
+};
+
+// --- netpoll.go's functions, in its order -------------------------------------
+
+// Go's poll_runtime_pollOpen: a pollDesc for `fd`, registered with netpollopen; {pd, 0} or {nullptr, errno}.
+std::pair<pollDesc*, int> poll_runtime_pollOpen(int fd, pollCache& cache, Poller& netpoll);
+// Go's poll_runtime_pollClose: netpollclose, and the pollDesc back to the cache (after pollUnblock).
+void poll_runtime_pollClose(pollDesc* pd, pollCache& cache, Poller& netpoll);
+// Go's poll_runtime_pollReset: before the system call, the pending error or forget noted readiness.
+int poll_runtime_pollReset(pollDesc* pd, Mode mode);
 class PollWait;
-
-class PollDesc {
-public:
-    // Go's poll_runtime_pollOpen, minus the registration: forget everything
-    // about the previous user of this PollDesc and start serving `fd`.
-    // `arm`: a level-triggered poller to tell before each park (netpoll_arm).
-    void init(int fd, Poller* arm = nullptr);
-
-    int fd() const { return fd_; }
-    // fdseq changes every time the PollDesc is freed for reuse (PollCache::free);
-    // events and waits carry the value they started with, to detect staleness.
-    std::uint64_t fdseq() const { return fdseq_; }
-    WaitSlot::State state(Mode mode) const { return slot(mode).state; }
-    bool closing() const { return closing_; }
-
-    // --- waiting (the coroutine side) -------------------------------------
-    // `PollError e = co_await pd.wait(Mode::read);` (Go's poll_runtime_pollWait).
-    // Completes without suspending when readiness is already noted or an error
-    // is pending; otherwise parks the coroutine until netpoll, close or a
-    // deadline hands it back. See PollWait below for the three steps.
-    PollWait wait(Mode mode);
-
-    // Go's netpollcheckerr: closing, then an expired deadline, then (reads
-    // only) an EPOLLERR-only event.
-    PollError netpollcheckerr(Mode mode) const;
-
-    // Go's poll_runtime_pollReset, called before trying the syscall: fails with
-    // the pending error, or forgets noted readiness (the syscall is about to
-    // find out the truth itself).
-    PollError poll_reset(Mode mode);
-
-    // The three steps of a wait, in the order a C++ awaiter calls them. Go has
-    // the same three, around gopark:
-    //   netpollblock: pollWait's first netpollcheckerr, then netpollblock up to
-    //     gopark. Returns a result when the caller must NOT park (readiness was
-    //     noted and is now consumed, or an error is pending), or nullopt: the
-    //     slot is now `wait` and the caller suspends.
-    //   netpollblockcommit: gopark's callback, run once the caller is suspended:
-    //     `wait` becomes `parked`. Returns false if the slot left `wait` in
-    //     between (never, single-threaded): then the caller must not stay parked.
-    //   netpollblock_resume: the rest of netpollblock after gopark returns. The
-    //     slot says why we are back: `ready` (I/O) or `nil` (close or deadline,
-    //     which netpollcheckerr reports). `fdseq` is the value at the start of
-    //     the wait: if the PollDesc has been freed since, we touch nothing.
-    std::optional<PollError> netpollblock(Mode mode);
-    bool netpollblockcommit(Mode mode, Waiter waiter);
-    PollError netpollblock_resume(Mode mode, std::uint64_t fdseq);
-
-    // --- waking (the poller, close and timers) -----------------------------
-    // Go's netpollunblock: the slot for `mode` (read or write) is ready
-    // (ioready) or must be given up (close, deadline). Returns the parked
-    // waiter, if there was one, for the caller to make runnable.
-    Waiter netpollunblock(Mode mode, bool ioready);
-
-    // Go's pd.setEventErr: the last event was EPOLLERR and nothing else.
-    void set_event_err(bool err) { event_err_ = err; }
-
-    // Go's poll_runtime_pollUnblock, the first half of closing: from now on
-    // every wait fails with `closing`, the parked waiters are woken into
-    // `to_run`, and the deadline timers are disarmed (rseq/wseq change).
-    void poll_unblock(gList& to_run);
-
-    // --- deadlines -----------------------------------------------------------
-    // Go's poll_runtime_pollSetDeadline without the timers themselves (the
-    // scheduler owns the timers). `d` is kNoDeadline to clear the deadline;
-    // a time at or before `now` expires it at once and wakes the parked waiter
-    // with `timeout`. Each change of a deadline bumps its sequence number, so
-    // a timer armed for the old value is ignored when it fires.
-    // After the call, for each direction whose deadline() is a future time,
-    // the scheduler arms a timer for deadline(m) that will call
-    // netpoll_deadline(to_run, m, seq(m)) with seq(m) read now.
-    void poll_set_deadline(gList& to_run, Mode mode, Clock::time_point d, Clock::time_point now);
-    Clock::time_point deadline(Mode mode) const { return mode == Mode::read ? rd_ : wd_; }
-    std::uint64_t seq(Mode mode) const { return mode == Mode::read ? rseq_ : wseq_; }
-
-    // A deadline timer fired (Go's netpolldeadlineimpl, via netpollReadDeadline
-    // and netpollWriteDeadline). `seq` is what seq(mode) was when the timer was
-    // armed: if it has changed (new deadline, close, reuse), the timer is stale
-    // and ignored. Returns whether it took effect.
-    bool netpoll_deadline(gList& to_run, Mode mode, std::uint64_t seq);
-
-private:
-    friend class PollCache;
-
-    WaitSlot& slot(Mode mode);
-    const WaitSlot& slot(Mode mode) const;
-
-    PollDesc* link_ = nullptr;  // next free PollDesc, while in the cache's free list
-    int fd_ = -1;
-    std::uint64_t fdseq_ = 0;  // Go: fdseq, "protects against stale pollDesc"
-    bool closing_ = false;
-    bool event_err_ = false;  // Go: the pollEventErr bit of atomicInfo
-    Poller* arm_ = nullptr;   // the poll(2) backend: told before each park
-    WaitSlot rg_, wg_;
-    std::uint64_t rseq_ = 0, wseq_ = 0;  // Go: rseq/wseq, "protects from stale timers"
-    Clock::time_point rd_ = kNoDeadline, wd_ = kNoDeadline;
-};
+// Go's poll_runtime_pollWait, as an awaiter: `int res = co_await poll_runtime_pollWait(pd, mode);`
+PollWait poll_runtime_pollWait(pollDesc* pd, Mode mode);
+// Go's poll_runtime_pollSetDeadline, without the timers: rd/wd and rseq/wseq; a past `d` wakes into toRun.
+void poll_runtime_pollSetDeadline(pollDesc* pd, Clock::time_point d, Mode mode, Clock::time_point now, gList& toRun);
+// Go's poll_runtime_pollUnblock: `closing` from now on, the parked waiters into toRun.
+void poll_runtime_pollUnblock(pollDesc* pd, gList& toRun);
+// Go's netpollready: the poller saw pd's fd ready for `mode`: wake into toRun, or note pdReady.
+inline void netpollready(gList& toRun, pollDesc* pd, Mode mode);
+// Go's netpollcheckerr: closing, then an expired deadline, then (reads only) an error event.
+int netpollcheckerr(pollDesc* pd, Mode mode);
+// Go's netpollblockcommit, gopark's callback: the slot *gpp goes from pdWait to gp.
+bool netpollblockcommit(Waiter gp, std::uintptr_t* gpp);
+// Go's netpollblock up to gopark: true, IO ready (pdReady consumed); false, the slot is pdWait: park.
+bool netpollblock(pollDesc* pd, Mode mode);
+// No Go twin: the rest of Go's netpollblock after gopark returns, and pollWait's look at why.
+int after_gopark(pollDesc* pd, Mode mode, std::uintptr_t fdseq);
+// Go's netpollunblock: the slot becomes pdReady (ioready) or pdNil; returns the Waiter parked there.
+Waiter netpollunblock(pollDesc* pd, Mode mode, bool ioready);
+// Go's netpolldeadlineimpl: a deadline timer armed at `seq` fired; returns whether it was not stale.
+bool netpolldeadlineimpl(pollDesc* pd, std::uintptr_t seq, bool read, bool write, gList& toRun);
 
 // #region awaiter
-// Go's poll_runtime_pollWait as a C++20 awaiter.
-//
-// An immediately-ready wait never suspends: await_ready() consumes the noted
-// readiness (or the pending error) and says "don't suspend", so the coroutine
-// simply carries on. No trip through the scheduler, no stack growth: a million
-// ready reads in a row cost a million function calls, one after the other.
+// Go's poll_runtime_pollWait as a C++20 awaiter (PollWait: no Go twin as a type). A
+// C++20 awaiter has three functions and Go's wait has three steps; they line up:
+//   await_ready    pollWait's netpollcheckerr, then netpollblock up to gopark;
+//                  true (don't suspend) when an error is pending or readiness
+//                  was noted: a million ready waits are a million calls, not
+//                  a million suspensions.
+//   await_suspend  gopark's callback, netpollblockcommit, run once the
+//                  coroutine is suspended: the slot holds its handle.
+//   await_resume   after_gopark: the slot says why we are back.
 class PollWait {
 public:
-    PollWait(PollDesc& pd, Mode mode) : pd_(pd), mode_(mode) {}
+    PollWait(pollDesc* pd, Mode mode) : pd_(pd), mode_(mode) {}
 
     bool await_ready() {
-        fdseq_ = pd_.fdseq();
-        now_ = pd_.netpollblock(mode_);
-        return now_.has_value();
+        res_ = netpollcheckerr(pd_, mode_);
+        if (res_ != pollNoError || netpollblock(pd_, mode_)) return true;
+        fdseq_ = pd_->fdseq;
+        return false;
     }
-    // Runs after the coroutine is suspended, as gopark's callback does.
-    bool await_suspend(std::coroutine_handle<> self) {
+    bool await_suspend(std::coroutine_handle<> gp) {
         parked_ = true;
-        return pd_.netpollblockcommit(mode_, self);
+        return netpollblockcommit(gp, mode_ == Mode::read ? &pd_->rg : &pd_->wg);
     }
-    PollError await_resume() { return parked_ ? pd_.netpollblock_resume(mode_, fdseq_) : *now_; }
+    int await_resume() { return parked_ ? after_gopark(pd_, mode_, fdseq_) : res_; }
 
 private:
-    PollDesc& pd_;
+    pollDesc* pd_;
     Mode mode_;
-    std::uint64_t fdseq_ = 0;
-    std::optional<PollError> now_;
+    int res_ = pollNoError;
+    std::uintptr_t fdseq_ = 0;
     bool parked_ = false;
 };
 // #endregion awaiter
 
-inline PollWait PollDesc::wait(Mode mode) { return PollWait(*this, mode); }
-
-// Go's netpollready: the poller saw `pd`'s fd ready for `mode`. Wakes the
-// parked waiters into `to_run`, or notes the readiness for the next wait.
-inline void netpollready(gList& to_run, PollDesc& pd, Mode mode);
-
-// --- the hot path ------------------------------------------------------------
-// Every read or write that waits goes through these, so they are defined here,
-// inline, for the compiler to fold them into IoOp (conn.cpp) and the pollers.
-
-// Go's throw(): a broken invariant of the runtime itself. Not an exception:
-// nothing above us could repair it, and unwinding through suspended
-// coroutines would only hide where it happened. (poll_desc.cpp)
-[[noreturn]] void fatal(const char* what);
-// Poller::netpoll_arm, for a PollDesc that has an arming poller (netpoll.cpp).
-void netpoll_arm(Poller& poller, PollDesc& pd, Mode mode);
-
-inline WaitSlot& PollDesc::slot(Mode mode) {
-    if (mode == Mode::read_write) fatal("a waiter slot is read or write, not both");
-    return mode == Mode::read ? rg_ : wg_;
-}
-
-inline const WaitSlot& PollDesc::slot(Mode mode) const { return const_cast<PollDesc*>(this)->slot(mode); }
-
-// #region checkerr
-inline PollError PollDesc::netpollcheckerr(Mode mode) const {
-    if (closing_) return PollError::closing;
-    if ((mode == Mode::read ? rd_ : wd_) == kDeadlineExpired) return PollError::timeout;
-    // Only reads report it: a write would fail with a more precise error anyway.
-    if (mode == Mode::read && event_err_) return PollError::not_pollable;
-    return PollError::none;
-}
-// #endregion checkerr
-
-inline PollError PollDesc::poll_reset(Mode mode) {
-    PollError err = netpollcheckerr(mode);
-    if (err == PollError::none) slot(mode) = {};
-    return err;
-}
-
-// #region block
-inline std::optional<PollError> PollDesc::netpollblock(Mode mode) {
-    // A closed descriptor or an expired deadline wins over noted readiness:
-    // the operation fails at once, as Go's pollWait checks errors first.
-    if (PollError err = netpollcheckerr(mode); err != PollError::none) return err;
-    WaitSlot& s = slot(mode);
-    if (s.state == WaitSlot::ready) {  // sticky readiness: consume it, don't park
-        s.state = WaitSlot::nil;
-        return PollError::none;
-    }
-    // One waiter per direction: two coroutines reading the same fd at once is
-    // the caller's bug (Go's internal/poll serialises them with fdMutex).
-    if (s.state != WaitSlot::nil) fatal("double wait");
-    // Go re-checks the errors here, because another thread may have closed the
-    // fd between its check and this point. Ours cannot change in between.
-    s.state = WaitSlot::wait;
-    if (arm_) netpoll_arm(*arm_, *this, mode);  // Go calls it in pollWait, on the same platforms
-    return std::nullopt;
-}
-
-inline bool PollDesc::netpollblockcommit(Mode mode, Waiter waiter) {
-    WaitSlot& s = slot(mode);
-    if (s.state != WaitSlot::wait) return false;  // readiness or close came first: don't park
-    s.state = WaitSlot::parked;
-    s.waiter = waiter;
-    return true;
-}
-
-inline PollError PollDesc::netpollblock_resume(Mode mode, std::uint64_t fdseq) {
-    // Our PollDesc was freed and handed to another fd while we were runnable
-    // (the closer did not wait for us): report "closed", touch nothing.
-    if (fdseq != fdseq_) return PollError::closing;
-    WaitSlot& s = slot(mode);
-    if (s.state == WaitSlot::parked) fatal("resumed a waiter that is still parked");
-    bool ioready = s.state == WaitSlot::ready;
-    s = {};  // consume: the slot is nil again
-    // Readiness that arrived before we ran wins over a deadline that expired
-    // in the meantime: exactly one result, and the syscall will find the data.
-    if (ioready) return PollError::none;
-    // Close or deadline. `none` here means a deadline timer woke us but the
-    // deadline was moved before we ran: the caller retries, as Go's pollWait does.
-    return netpollcheckerr(mode);
-}
-// #endregion block
-
-// #region unblock
-inline Waiter PollDesc::netpollunblock(Mode mode, bool ioready) {
-    WaitSlot& s = slot(mode);
-    if (s.state == WaitSlot::ready) return {};  // already noted; nobody to wake
-    // An error with nobody waiting needs no note: the next wait checks errors first.
-    if (s.state == WaitSlot::nil && !ioready) return {};
-    Waiter parked = s.state == WaitSlot::parked ? s.waiter : Waiter{};
-    s.state = ioready ? WaitSlot::ready : WaitSlot::nil;
-    s.waiter = {};
-    return parked;
-}
-
-inline void netpollready(gList& to_run, PollDesc& pd, Mode mode) {
-    Waiter rg, wg;
-    if (mode == Mode::read || mode == Mode::read_write) rg = pd.netpollunblock(Mode::read, true);
-    if (mode == Mode::write || mode == Mode::read_write) wg = pd.netpollunblock(Mode::write, true);
-    if (rg) to_run.push_back(rg);
-    if (wg) to_run.push_back(wg);
-}
-// #endregion unblock
+inline PollWait poll_runtime_pollWait(pollDesc* pd, Mode mode) { return {pd, mode}; }
 
 // #region tag
-// Go's taggedPointer: a PollDesc pointer and the low bits of its fdseq in one
-// 64-bit word, which is what an epoll event can carry (epoll_event.data).
-// Layout, as Go's on 64-bit Linux: user-space addresses fit in 48 bits and a
-// PollDesc is 8-byte aligned, so the pointer needs only 45 bits:
+// Go's taggedPointer (runtime/tagptr_64bit.go): a pollDesc's address and the
+// low bits of its fdseq in one 64-bit word, which is what an epoll event
+// carries back (epoll_event.data). The layout, from the top:
 //
-//   bit 63 ............................. 19 | 18 ............ 0
-//        PollDesc address >> 3 (45 bits)    |  fdseq (19 bits)
+//   bit 63 ............................ 19 | 18 ............. 0
+//       pollDesc address >> 3 (45 bits)    |  tag: fdseq (19 bits)
 //
-// An event carrying an fdseq that is no longer the PollDesc's belongs to a
-// previous user of it: it is ignored (see netpoll_epoll.cpp).
-struct TaggedPointer {
-    static constexpr int kTagBits = 19;
-    static constexpr std::uint64_t kTagMask = (std::uint64_t{1} << kTagBits) - 1;
+// User-space addresses fit in addrBits = 48 bits, and a pollDesc is aligned
+// to 2^tagAlignBits = 8 bytes, so the address needs 45 bits and the tag gets
+// tagBits = 64 - 48 + 3 = 19. (poll_desc.cpp says how this differs from Go's.)
+inline constexpr int addrBits = 48;
+inline constexpr int tagAlignBits = 3;
+inline constexpr int tagBits = 64 - addrBits + tagAlignBits;
+inline constexpr int taggedPointerBits = tagBits;  // Go's name for it in netpoll.go (the fdseq mask)
 
-    std::uint64_t bits = 0;
+struct taggedPointer {
+    std::uint64_t bits = 0;  // Go's taggedPointer is the uint64 itself
 
-    static TaggedPointer pack(PollDesc* pd, std::uint64_t tag);
-    PollDesc* pointer() const { return reinterpret_cast<PollDesc*>(bits >> kTagBits << 3); }
-    std::uint64_t tag() const { return bits & kTagMask; }
+    pollDesc* pointer() const;  // Go's (taggedPointer).pointer
+    std::uintptr_t tag() const;  // Go's (taggedPointer).tag
 };
+// Go's taggedPointerPack: `tag` is cut to its low tagBits.
+taggedPointer taggedPointerPack(pollDesc* ptr, std::uintptr_t tag);
 // #endregion tag
 
-// Go's pollCache: where PollDescs come from. They are never freed while the
-// cache lives, only recycled ("type-stable"), because a stale event or timer
-// may still point at one after its fd was closed; fdseq and rseq/wseq tell the
-// stale ones apart. Allocates in blocks, so a PollDesc never moves.
-class PollCache {
-public:
-    PollCache() = default;
-    PollCache(const PollCache&) = delete;
-    PollCache& operator=(const PollCache&) = delete;
+// --- inline, because it measurably matters --------------------------------------
+// Everything else is defined in poll_desc.cpp, and link-time optimisation
+// (CMakeLists.txt) inlines what a round trip goes through just as well. Not
+// netpollready: each backend's netpoll calls it once per event, and there
+// GCC 12 keeps it a call unless it is declared inline (it is not small, with
+// the vector's growth path): 518 user-space instructions per round trip with
+// it in poll_desc.cpp, 490 with it here (tools/callgrind-roundtrip.sh, Release;
+// without link-time optimisation, 603).
 
-    PollDesc* alloc();
-    // Back to the free list. Bumps fdseq, so that events and waits that began
-    // with the old value are recognised as stale.
-    void free(PollDesc* pd);
+// Called by the backends' netpoll for each event: `mode` is 'r', 'w' or
+// 'r'+'w'. Wakes the parked waiters into toRun (the run queue itself, when
+// the scheduler polls), or notes pdReady for the next wait. Go's also returns
+// a count for netpollWaiters (how many goroutines wait on the network, which
+// Go's scheduler asks before blocking in netpoll); ours has no such count.
+inline void netpollready(gList& toRun, pollDesc* pd, Mode mode) {
+    Waiter rg, wg;
+    if (mode == Mode::read || mode == Mode::read_write) rg = netpollunblock(pd, Mode::read, true);
+    if (mode == Mode::write || mode == Mode::read_write) wg = netpollunblock(pd, Mode::write, true);
+    if (rg) toRun.push_back(rg);
+    if (wg) toRun.push_back(wg);
+}
 
-private:
-    static constexpr int kBlock = 64;
-    std::vector<std::unique_ptr<PollDesc[]>> blocks_;
-    PollDesc* first_ = nullptr;
-};
-
-// Go's poll_runtime_pollOpen: a PollDesc for `fd`, registered with the poller.
-// On failure returns nullptr and sets `ec` (ENOMEM, ENOSPC: the caller closes
-// the fd and carries on).
-PollDesc* poll_open(PollCache& cache, Poller& poller, int fd, std::error_code& ec);
-
-// Go's poll_runtime_pollClose, the second half of closing, after poll_unblock
-// and after every coroutine woken by it has run: unregisters the fd and
-// recycles the PollDesc. The caller closes the fd afterwards. Closing with a
-// coroutine still parked is a fatal error, as in Go: that coroutine would
-// wake up on someone else's fd.
-void poll_close(PollCache& cache, Poller& poller, PollDesc* pd);
+// Go's throw: a broken invariant of the runtime itself. Not an exception:
+// nothing above could repair it, and unwinding through suspended coroutines
+// would only hide where it happened.
+[[noreturn]] void fatal(const char* what);
 
 }  // namespace course::runtime

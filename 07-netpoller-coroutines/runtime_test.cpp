@@ -56,10 +56,9 @@ T run_sync(Task<T> task) {
 std::pair<Conn, Conn> conn_pair(Scheduler& s) {
     int sv[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0) throw std::runtime_error("socketpair");
-    std::error_code ec;
-    PollDesc* a = s.poll_open(sv[0], ec);
-    PollDesc* b = s.poll_open(sv[1], ec);
-    if (!a || !b) throw std::system_error(ec, "poll_open");
+    auto [a, ea] = s.runtime_pollOpen(sv[0]);
+    auto [b, eb] = s.runtime_pollOpen(sv[1]);
+    if (!a || !b) throw std::system_error(ea ? ea : eb, std::system_category(), "runtime_pollOpen");
     return {Conn(s, Fd(sv[0]), a), Conn(s, Fd(sv[1]), b)};
 }
 
@@ -376,7 +375,7 @@ TEST_P(Runtime, ATimerThatFiresAfterCloseIsIgnored) {
     auto body = [&]() -> Task<> {
         b.set_read_deadline(Clock::now() + 20ms);
         co_await b.close();
-        auto [e, f] = conn_pair(sched);  // likely reuses b's PollDesc
+        auto [e, f] = conn_pair(sched);  // likely reuses b's pollDesc
         co_await sleep_on(c, 100ms);     // b's timer fires meanwhile
         char buf[1];
         f.set_read_deadline(Clock::now());
@@ -480,7 +479,7 @@ TEST_P(Runtime, AWriteTimerThatFiresAfterCloseIsIgnored) {
     auto body = [&]() -> Task<> {
         b.set_write_deadline(Clock::now() + 20ms);
         co_await b.close();
-        auto [e, f] = conn_pair(sched);  // one of them likely reuses b's PollDesc
+        auto [e, f] = conn_pair(sched);  // one of them likely reuses b's pollDesc
         co_await sleep_on(c, 100ms);     // b's timer fires meanwhile
         e_err = (co_await e.write_all(std::string_view("x"))).err;
         f_err = (co_await f.write_all(std::string_view("x"))).err;

@@ -41,9 +41,9 @@ void Scheduler::spawn(Task<void> task) {
 
 void Scheduler::ready(std::coroutine_handle<> h) { runq_.push_back(h); }
 
-std::size_t Scheduler::poll_unblock(PollDesc& pd) {
+std::size_t Scheduler::runtime_pollUnblock(pollDesc* pd) {
     const std::size_t before = runq_.size();
-    pd.poll_unblock(runq_);
+    poll_runtime_pollUnblock(pd, runq_);
     return runq_.size() - before;
 }
 
@@ -89,23 +89,24 @@ void Scheduler::fire_timers(Clock::time_point now) {
         std::pop_heap(timers_.begin(), timers_.end(), std::greater<>{});
         Timer t = timers_.back();
         timers_.pop_back();
-        // A stale timer (the deadline moved, the fd was closed or reused) is ignored by the PollDesc.
-        if (t.pd->netpoll_deadline(runq_, t.mode, t.seq)) ++stats_.expired;
+        // A stale timer (the deadline moved, the fd was closed or reused) is ignored by netpolldeadlineimpl.
+        if (netpolldeadlineimpl(t.pd, t.seq, t.mode == Mode::read, t.mode == Mode::write, runq_)) ++stats_.expired;
     }
 }
 
-void Scheduler::set_deadline(PollDesc& pd, Mode mode, Clock::time_point deadline) {
-    const std::uint64_t seq_before[2] = {pd.seq(Mode::read), pd.seq(Mode::write)};
+void Scheduler::runtime_pollSetDeadline(pollDesc* pd, Clock::time_point d, Mode mode) {
+    const std::uintptr_t rseq0 = pd->rseq, wseq0 = pd->wseq;
     // A deadline in the past wakes the parked waiter (with "timed out").
-    pd.poll_set_deadline(runq_, mode, deadline, Clock::now());
-    for (Mode m : {Mode::read, Mode::write}) {
-        if (mode != m && mode != Mode::read_write) continue;
-        // The same deadline again: its timer is armed already (a second one
-        // with the same sequence number would fire on an expired deadline).
-        if (pd.seq(m) == seq_before[m == Mode::read ? 0 : 1]) continue;
-        Clock::time_point d = pd.deadline(m);
-        if (d == kNoDeadline || d == kDeadlineExpired) continue;
-        push_timer({d, &pd, m, pd.seq(m)});
+    poll_runtime_pollSetDeadline(pd, d, mode, Clock::now(), runq_);
+    // The same deadline again leaves the sequence number alone: its timer is
+    // armed already (a second one with the same number would fire on an
+    // expired deadline).
+    if (pd->rseq != rseq0 && pd->rd != kNoDeadline && pd->rd != kDeadlineExpired) {
+        push_timer({pd->rd, pd, Mode::read, pd->rseq});
+        ++stats_.timers;
+    }
+    if (pd->wseq != wseq0 && pd->wd != kNoDeadline && pd->wd != kDeadlineExpired) {
+        push_timer({pd->wd, pd, Mode::write, pd->wseq});
         ++stats_.timers;
     }
 }
@@ -127,24 +128,24 @@ void Scheduler::push_timer(Timer t) {
 }
 // #endregion timers
 
-PollDesc* Scheduler::poll_open(int fd, std::error_code& ec) {
-    PollDesc* pd = runtime::poll_open(cache_, *poller_, fd, ec);
-    if (!pd) return nullptr;
+std::pair<pollDesc*, int> Scheduler::runtime_pollOpen(int fd) {
+    auto [pd, errno_] = poll_runtime_pollOpen(fd, cache_, *poller_);
+    if (!pd) return {nullptr, errno_};
     if (static_cast<std::size_t>(fd) >= open_.size()) open_.resize(static_cast<std::size_t>(fd) + 1, nullptr);
     open_[fd] = pd;
     ++stats_.open;
-    return pd;
+    return {pd, 0};
 }
 
-void Scheduler::poll_close(PollDesc* pd) {
-    open_[pd->fd()] = nullptr;
+void Scheduler::runtime_pollClose(pollDesc* pd) {
+    open_[pd->fd] = nullptr;
     --stats_.open;
-    runtime::poll_close(cache_, *poller_, pd);
+    poll_runtime_pollClose(pd, cache_, *poller_);
 }
 
 void Scheduler::stop() noexcept {
     stop_.store(true, std::memory_order_relaxed);
-    poller_->netpoll_break();
+    poller_->netpollBreak();
 }
 
 // #region shutdown
@@ -155,8 +156,8 @@ void Scheduler::stop() noexcept {
 // one parked on something other than a descriptor, is left alone (never destroyed).
 void Scheduler::shutdown() {
     for (int round = 0; round < 8 && live() > 0; ++round) {
-        for (PollDesc* pd : open_)
-            if (pd && !pd->closing()) pd->poll_unblock(runq_);
+        for (pollDesc* pd : open_)
+            if (pd && !pd->closing) poll_runtime_pollUnblock(pd, runq_);
         for (int i = 0; !runq_.empty() && i < 1'000'000; ++i) run_ready();
     }
 }

@@ -10,7 +10,7 @@
 //
 // Every wake-up goes through the run queue: netpoll, close and timers only
 // hand waiters over; the loop runs them, one at a time, with Waiter::run()
-// (poll_desc.hpp), so the stack never grows with the number of wake-ups.
+// (waiter.hpp), so the stack never grows with the number of wake-ups.
 #pragma once
 
 #include "netpoll.hpp"
@@ -23,7 +23,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <system_error>
+#include <utility>
 #include <vector>
 
 namespace course::runtime {
@@ -43,9 +43,6 @@ public:
     void spawn(Task<void> task);
     // Go's ready: make a coroutine runnable.
     void ready(std::coroutine_handle<> h);
-    // Go's pollUnblock, the first half of closing `pd`: its parked waiters
-    // join the run queue. Returns how many there were.
-    std::size_t poll_unblock(PollDesc& pd);
 
     // `co_await sched.yield();` Go's Gosched: to the back of the run queue.
     auto yield() noexcept {
@@ -63,20 +60,29 @@ public:
     // finished.
     void run();
 
-    // Asks run() to stop. Async-signal-safe: a flag and netpoll_break. The
+    // Asks run() to stop. Async-signal-safe: a flag and netpollBreak. The
     // loop then unblocks every open descriptor ("closed") and runs the woken
     // coroutines until they have finished; a frame is never destroyed while
     // parked.
     void stop() noexcept;
     bool stopping() const noexcept { return stop_.load(std::memory_order_relaxed); }
 
-    // --- descriptors (used by net.cpp) ---------------------------------------
-    // poll_open/poll_close of poll_desc.hpp, plus the list of open descriptors
-    // that shutdown walks.
-    PollDesc* poll_open(int fd, std::error_code& ec);
-    void poll_close(PollDesc* pd);
-    // poll_set_deadline, then a timer per direction whose deadline is in the future.
-    void set_deadline(PollDesc& pd, Mode mode, Clock::time_point deadline);
+    // --- descriptors (conn.cpp) ------------------------------------------------
+    // internal/poll calls the runtime's poll_runtime_* functions by these
+    // names (runtime_pollOpen, ...: Go links the two with go:linkname). Ours
+    // call the functions of poll_desc.hpp with what Go keeps in the runtime's
+    // globals: the pollCache, the Poller, the run queue for the woken. Beyond
+    // Go, they keep the list of open descriptors that shutdown walks.
+    // {pd, 0}, or {nullptr, errno} when the poller refused the fd.
+    std::pair<pollDesc*, int> runtime_pollOpen(int fd);
+    // Unregisters the fd and recycles its pollDesc (after runtime_pollUnblock).
+    void runtime_pollClose(pollDesc* pd);
+    // The first half of closing `pd`: its parked waiters join the run queue.
+    // Returns how many there were (Go's returns nothing).
+    std::size_t runtime_pollUnblock(pollDesc* pd);
+    // poll_runtime_pollSetDeadline, then what Go's does inside: a timer per
+    // direction whose deadline is now in the future.
+    void runtime_pollSetDeadline(pollDesc* pd, Clock::time_point d, Mode mode);
 
     Poller& poller() { return *poller_; }
     std::size_t live() const { return detail::live_goroutines; }
@@ -103,21 +109,21 @@ private:
     void shutdown();
 
     // A deadline timer (Go arms one per pollDesc direction): fires
-    // netpoll_deadline(mode, seq) on `pd` at `when`. Stale ones (seq changed:
-    // the deadline moved, or the fd was closed) do nothing, and push_timer
-    // sweeps them out. PollDescs are never freed, so `pd` stays readable.
+    // netpolldeadlineimpl(pd, seq, ...) for `mode` at `when`. Stale ones (seq
+    // changed: the deadline moved, or the fd was closed) do nothing, and
+    // push_timer sweeps them out. pollDescs are never freed, so `pd` stays readable.
     struct Timer {
         Clock::time_point when;
-        PollDesc* pd;
+        pollDesc* pd;
         Mode mode;
-        std::uint64_t seq;
+        std::uintptr_t seq;
         bool operator>(const Timer& o) const { return when > o.when; }
-        bool stale() const { return seq != pd->seq(mode); }
+        bool stale() const { return seq != (mode == Mode::read ? pd->rseq : pd->wseq); }
     };
     void push_timer(Timer t);
 
     std::unique_ptr<Poller> poller_;
-    PollCache cache_;
+    pollCache cache_;
     // The run queue (Go's runq), FIFO: run_ready() runs the waiters that are
     // in it when it starts, in order, then removes them; whatever becomes
     // runnable meanwhile is appended behind them and waits for the next
@@ -126,7 +132,7 @@ private:
     gList runq_;
     std::vector<Timer> timers_;      // a min-heap on `when`
     std::size_t sweep_at_ = 64;      // push_timer drops the stale timers when the heap reaches this size
-    std::vector<PollDesc*> open_;    // open_[fd]: the PollDesc of an open fd, or nullptr
+    std::vector<pollDesc*> open_;    // open_[fd]: the pollDesc of an open fd, or nullptr
     std::atomic<bool> stop_{false};
     Stats stats_;
     Scheduler* outer_ = nullptr;     // the scheduler current before run() (tests nest none)
