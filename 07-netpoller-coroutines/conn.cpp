@@ -217,7 +217,7 @@ Task<std::error_code> Conn::close() {
     // Let them run first (the run queue is FIFO): each finds out it was closed
     // and leaves the pollDesc, so none is parked when we free it and no fd
     // number is reused under a parked coroutine.
-    if (others) co_await sched_->yield();
+    if (others) co_await sched_->Gosched();
     sched_->runtime_pollClose(std::exchange(pd_, nullptr));  // EPOLL_CTL_DEL, then...
     fd_.reset();                                       // ...close(2)
     co_return std::error_code{};

@@ -88,19 +88,20 @@ std::unique_ptr<Poller> make_poller(std::string_view name);
 std::unique_ptr<Poller> new_epoll_poller();
 std::unique_ptr<Poller> new_poll_poller();
 
-// The delay as the millisecond timeout that epoll_wait and poll take:
-// rounded UP, so that a positive delay never becomes 0 (a busy loop of
-// zero-timeout polls while a deadline is a few microseconds away), and so
-// that netpoll never returns before a deadline is due. Go rounds sub-millisecond
-// delays up to 1 ms and truncates the rest.
+// The delay as the millisecond timeout that epoll_wait and poll take, as Go's
+// netpoll (netpoll_epoll.go) computes it: whole milliseconds, truncated, except
+// that a delay under 1 ms becomes 1 (not 0, which would make a busy loop of
+// zero-timeout polls while a deadline is a few microseconds away). So netpoll
+// may return up to 1 ms before the earliest timer is due; the scheduler then
+// finds no timer due and polls again for what is left.
 // #region timeout
 inline int timeout_ms(std::chrono::nanoseconds delay) {
     using namespace std::chrono;
     if (delay < nanoseconds::zero()) return -1;  // block until something happens
     if (delay == nanoseconds::zero()) return 0;  // just look
-    // Round up: 1 us becomes 1 ms, never 0. Cap far below INT_MAX ms (Go caps at 1e9 ms, 11.5 days).
-    auto ms = ceil<milliseconds>(std::min(delay, duration_cast<nanoseconds>(hours(24 * 11))));
-    return static_cast<int>(ms.count());
+    if (delay < milliseconds(1)) return 1;       // never 0 for a positive delay
+    if (delay < seconds(1'000'000)) return static_cast<int>(duration_cast<milliseconds>(delay).count());  // truncated
+    return 1'000'000'000;                        // Go's cap: 1e9 ms, 11.5 days
 }
 // #endregion timeout
 

@@ -244,14 +244,19 @@ TEST_P(Backend, IdleAndHungUpFdsWithoutWaitersDoNotWakeThePoller) {
     close(b);
 }
 
-TEST(Netpoll, TimeoutRoundsUpToWholeMilliseconds) {
+// Go's netpoll truncates the delay to whole milliseconds; only a positive
+// delay under 1 ms is raised (to 1), so that it never becomes "just look".
+TEST(Netpoll, TimeoutTruncatesToMillisecondsAsGosDoes) {
     EXPECT_EQ(timeout_ms(-1ns), -1);
     EXPECT_EQ(timeout_ms(0ns), 0);
     EXPECT_EQ(timeout_ms(1ns), 1);
+    EXPECT_EQ(timeout_ms(999us), 1);
     EXPECT_EQ(timeout_ms(1ms), 1);
-    EXPECT_EQ(timeout_ms(1ms + 1ns), 2);
-    EXPECT_EQ(timeout_ms(1500us), 2);
-    EXPECT_GT(timeout_ms(std::chrono::nanoseconds::max()), 0);  // capped, not overflowed
+    EXPECT_EQ(timeout_ms(1ms + 1ns), 1);
+    EXPECT_EQ(timeout_ms(1999us), 1);
+    EXPECT_EQ(timeout_ms(2ms), 2);
+    EXPECT_EQ(timeout_ms(std::chrono::seconds(999'999)), 999'999'000);
+    EXPECT_EQ(timeout_ms(std::chrono::nanoseconds::max()), 1'000'000'000);  // capped, not overflowed
 }
 
 extern "C" void ignore_signal(int) {}

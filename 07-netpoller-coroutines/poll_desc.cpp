@@ -311,16 +311,22 @@ pollDesc* pollCache::alloc() {
 }
 
 // #region tagimpl
-// How this differs from the Go the chapter follows: Go aligns every pollDesc
-// to 512 bytes (tagAlignBits = 9) so that the tag gets 25 bits; ours is
-// aligned as C++ aligns it, 8 bytes (tagAlignBits = 3), which leaves 19 bits,
-// the layout Go used before (and the one Go 1.19 has). A 512-byte alignment
-// would cost each connection several hundred bytes of padding for a tag that
-// wraps less often (every 2^25 reuses of one pollDesc instead of 2^19); a
-// stale event needs the same pollDesc to be reused exactly 2^19 times between
-// the kernel queueing the event and netpoll reading it. Go on amd64 also
-// sign-extends the address when unpacking (for addresses above the hole);
-// Linux gives user space none, so ours does not.
+// How ours differs from Go 1.27's, and why. Go 1.27 pads every pollDesc to
+// tagAlign = 512 bytes (tagAlignBits = 9) and takes addrBits = 49 on amd64,
+// leaving 24 tag bits; it packs `ptr << 15 | tag` and unpacks with an
+// arithmetic (sign-extending) shift, `>> 24 << 9`. Ours keeps the alignment
+// C++ gives a pollDesc, 8 bytes (tagAlignBits = 3), and addrBits = 48, which
+// leaves 19 tag bits: `ptr << 16 | tag`, unpacked `>> 19 << 3`, unsigned.
+// That is Go's layout from 1.21, when taggedPointer came to netpoll, to 1.24
+// (1.19 has none: it stores the bare pointer). Why: our pollDesc is 88 bytes;
+// padding it to 512 would add 424 bytes to every connection (an idle one costs
+// 2.50 KiB in all, docs/benchmarks.md S4, and 2.5 KiB is the chapter's limit),
+// for a tag that wraps after 2^24 reuses of one pollDesc instead of 2^19. A stale event is mistaken for a current one only
+// if its pollDesc is reused exactly a multiple of 2^19 times between the
+// kernel queueing the event and netpoll reading it. And addrBits: Linux gives
+// user space addresses below 2^47 unless a program asks for more (5-level
+// paging, with an mmap hint), and taggedPointerPack stops the program if an
+// address ever does not fit.
 taggedPointer taggedPointerPack(pollDesc* ptr, std::uintptr_t tag) {
     static_assert(sizeof(std::uintptr_t) == 8, "the tag layout assumes 64-bit pointers");
     static_assert(alignof(pollDesc) >= (std::size_t{1} << tagAlignBits));

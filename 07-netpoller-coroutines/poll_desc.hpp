@@ -152,20 +152,22 @@ private:
 inline PollWait poll_runtime_pollWait(pollDesc* pd, Mode mode) { return {pd, mode}; }
 
 // #region tag
-// Go's taggedPointer (runtime/tagptr_64bit.go): a pollDesc's address and the
-// low bits of its fdseq in one 64-bit word, which is what an epoll event
-// carries back (epoll_event.data). The layout, from the top:
+// Go's taggedPointer (runtime/tagptr.go, tagptr_64bit.go): a pollDesc's
+// address and the low bits of its fdseq in one 64-bit word, which is what an
+// epoll event carries back (epoll_event.data). Go's formulas with our numbers:
+// user-space addresses fit in addrBits = 48 bits, and a pollDesc is aligned to
+// 2^tagAlignBits = 8 bytes, so the address needs 45 bits and the tag gets
+// tagBits = 64 - 48 + 3 = 19:
 //
 //   bit 63 ............................ 19 | 18 ............. 0
 //       pollDesc address >> 3 (45 bits)    |  tag: fdseq (19 bits)
 //
-// User-space addresses fit in addrBits = 48 bits, and a pollDesc is aligned
-// to 2^tagAlignBits = 8 bytes, so the address needs 45 bits and the tag gets
-// tagBits = 64 - 48 + 3 = 19. (poll_desc.cpp says how this differs from Go's.)
+// Go 1.27 on linux/amd64 has addrBits = 49 and tagAlignBits = 9 (it pads each
+// pollDesc to 512 bytes), so 24 tag bits; poll_desc.cpp says why ours differ.
 inline constexpr int addrBits = 48;
 inline constexpr int tagAlignBits = 3;
 inline constexpr int tagBits = 64 - addrBits + tagAlignBits;
-inline constexpr int taggedPointerBits = tagBits;  // Go's name for it in netpoll.go (the fdseq mask)
+inline constexpr int taggedPointerBits = tagBits;  // Go's name for the width of fdseq (pollCache.free)
 
 struct taggedPointer {
     std::uint64_t bits = 0;  // Go's taggedPointer is the uint64 itself

@@ -135,14 +135,14 @@ TEST_P(Runtime, RunReturnsWhenEveryCoroutineHasFinished) {
     std::vector<int> order;
     auto one = [&](int i) -> Task<> {
         order.push_back(i);
-        co_await sched.yield();
+        co_await sched.Gosched();
         order.push_back(10 + i);
     };
     go(one(1));
     go(one(2));
     sched.run();
     EXPECT_EQ(order, (std::vector<int>{1, 2, 11, 12})) << "FIFO: yield goes to the back of the queue";
-    EXPECT_EQ(sched.live(), 0u);
+    EXPECT_EQ(sched.gcount(), 0u);
 }
 
 // Issue 5, behaviour 9: each read finds its byte at once and completes
@@ -284,7 +284,7 @@ TEST_P(Runtime, ADeadlineInThePastWakesAParkedReaderAtOnce) {
     };
     auto other = [&]() -> Task<> {
         b.set_read_deadline(Clock::now() - 1s);  // the reader is parked (FIFO: it ran first)
-        co_await sched.yield();
+        co_await sched.Gosched();
         co_await a.close();
         co_await b.close();
     };
@@ -426,7 +426,7 @@ TEST_P(Runtime, ADeadlineInThePastWakesAParkedWriterAtOnce) {
     auto other = [&]() -> Task<> {
         EXPECT_FALSE(writer_done) << "the writer must be parked by now (FIFO: it ran first)";
         b.set_write_deadline(Clock::now() - 1s);
-        co_await sched.yield();
+        co_await sched.Gosched();
         co_await b.close();  // b first: a writer still parked would get "closed", not SIGPIPE
         co_await a.close();
     };
@@ -513,8 +513,8 @@ TEST_P(Runtime, DataAndAPastDeadlineTogetherDeliverExactlyOneResult) {
         char buf[8];
         got.result = co_await b.read(buf);  // parks
         ++got.results;
-        co_await sched.yield();
-        co_await sched.yield();
+        co_await sched.Gosched();
+        co_await sched.Gosched();
         co_await a.close();
         co_await b.close();
     };
@@ -541,8 +541,8 @@ TEST_P(Runtime, DataAndATimerFiringInTheSameRoundDeliverExactlyOneResult) {
         char buf[8];
         got.result = co_await b.read(buf);  // parks
         ++got.results;
-        co_await sched.yield();
-        co_await sched.yield();
+        co_await sched.Gosched();
+        co_await sched.Gosched();
         co_await a.close();
         co_await b.close();
     };
@@ -620,7 +620,7 @@ TEST_P(Runtime, StopWakesAThousandParkedCoroutinesAndFreesEveryFrame) {
     sched.run();
     EXPECT_EQ(closed, kConns);
     EXPECT_EQ(alive, 0);
-    EXPECT_EQ(sched.live(), 0u);
+    EXPECT_EQ(sched.gcount(), 0u);
 }
 
 // Issue 5, behaviour 10: after warm-up, 10,000 round trips allocate nothing

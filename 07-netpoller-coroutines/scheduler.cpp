@@ -14,7 +14,7 @@ thread_local Scheduler* current_scheduler = nullptr;
 
 Scheduler::Scheduler(std::string_view poller) : poller_(make_poller(poller)) {
     runq_.reserve(256);
-    timers_.reserve(64);
+    timers_.heap.reserve(64);
     // The first scheduler of a thread is its current one: go() may be called
     // before run() (main starts its first coroutine so).
     if (!current_scheduler) current_scheduler = this;
@@ -29,17 +29,17 @@ Scheduler& Scheduler::current() {
     return *current_scheduler;
 }
 
-void go(Task<void> task) { Scheduler::current().spawn(std::move(task)); }
+void go(Task<void> task) { Scheduler::current().newproc(std::move(task)); }
 
-void Scheduler::spawn(Task<void> task) {
+void Scheduler::newproc(Task<void> task) {
     auto h = task.release();
     h.promise().detached = true;
     ++detail::live_goroutines;
     ++stats_.spawned;
-    ready(h);
+    goready(std::coroutine_handle<>(h));
 }
 
-void Scheduler::ready(std::coroutine_handle<> h) { runq_.push_back(h); }
+void Scheduler::goready(Waiter gp) { runq_.push_back(gp); }
 
 std::size_t Scheduler::runtime_pollUnblock(pollDesc* pd) {
     const std::size_t before = runq_.size();
@@ -59,9 +59,22 @@ inline void Scheduler::run_ready() {
     runq_.erase(runq_.begin(), runq_.begin() + static_cast<std::ptrdiff_t>(n));  // usually all of it
 }
 
-inline std::chrono::nanoseconds Scheduler::next_delay() const {
-    if (timers_.empty()) return std::chrono::nanoseconds(-1);  // block until the network or a break wakes us
-    return std::max(std::chrono::nanoseconds(0), timers_.front().when - Clock::now());
+// Go's findRunnable, the part of it one P needs: netpoll, then the timers
+// that are due. netpoll blocks only when nothing is runnable, and then no
+// longer than the earliest timer; what it makes runnable goes straight into
+// the run queue (Go: injectglist). Go checks the timers first and polls after;
+// ours polls first, so that the timer netpoll slept until fires in the same
+// round (and the waiters netpoll woke run ahead of those a timer woke).
+inline void Scheduler::findRunnable() {
+    std::chrono::nanoseconds delay(0);
+    if (runq_.empty())
+        delay = timers_.empty() ? std::chrono::nanoseconds(-1)  // block until the network or a break wakes us
+                                : std::max(std::chrono::nanoseconds(0), timers_.wakeTime() - Clock::now());
+    const std::size_t before = runq_.size();
+    poller_->netpoll(delay, runq_);
+    ++stats_.netpolls;
+    stats_.woken += runq_.size() - before;
+    if (!timers_.empty()) stats_.expired += timers_.check(Clock::now(), runq_);  // no deadline set: no clock read
 }
 
 void Scheduler::run() {
@@ -69,13 +82,8 @@ void Scheduler::run() {
     current_scheduler = this;
     while (!stopping()) {
         run_ready();
-        if (stopping() || (runq_.empty() && live() == 0)) break;
-        // What netpoll makes runnable goes straight into the run queue (Go: injectglist).
-        std::size_t before = runq_.size();
-        poller_->netpoll(runq_.empty() ? next_delay() : std::chrono::nanoseconds(0), runq_);
-        ++stats_.netpolls;
-        stats_.woken += runq_.size() - before;
-        if (!timers_.empty()) fire_timers(Clock::now());  // no deadline set: no clock read
+        if (stopping() || (runq_.empty() && gcount() == 0)) break;
+        findRunnable();
     }
     if (stopping()) shutdown();
     current_scheduler = outer_;
@@ -84,14 +92,16 @@ void Scheduler::run() {
 
 
 // #region timers
-void Scheduler::fire_timers(Clock::time_point now) {
-    while (!timers_.empty() && timers_.front().when <= now) {
-        std::pop_heap(timers_.begin(), timers_.end(), std::greater<>{});
-        Timer t = timers_.back();
-        timers_.pop_back();
+std::size_t timers::check(Clock::time_point now, gList& toRun) {
+    std::size_t fired = 0;
+    while (!heap.empty() && heap.front().when <= now) {
+        std::pop_heap(heap.begin(), heap.end(), std::greater<>{});
+        timer t = heap.back();
+        heap.pop_back();
         // A stale timer (the deadline moved, the fd was closed or reused) is ignored by netpolldeadlineimpl.
-        if (netpolldeadlineimpl(t.pd, t.seq, t.mode == Mode::read, t.mode == Mode::write, runq_)) ++stats_.expired;
+        if (netpolldeadlineimpl(t.pd, t.seq, t.mode == Mode::read, t.mode == Mode::write, toRun)) ++fired;
     }
+    return fired;
 }
 
 void Scheduler::runtime_pollSetDeadline(pollDesc* pd, Clock::time_point d, Mode mode) {
@@ -102,34 +112,34 @@ void Scheduler::runtime_pollSetDeadline(pollDesc* pd, Clock::time_point d, Mode 
     // armed already (a second one with the same number would fire on an
     // expired deadline).
     if (pd->rseq != rseq0 && pd->rd != kNoDeadline && pd->rd != kDeadlineExpired) {
-        push_timer({pd->rd, pd, Mode::read, pd->rseq});
+        timers_.addHeap({pd->rd, pd, Mode::read, pd->rseq});
         ++stats_.timers;
     }
     if (pd->wseq != wseq0 && pd->wd != kNoDeadline && pd->wd != kDeadlineExpired) {
-        push_timer({pd->wd, pd, Mode::write, pd->wseq});
+        timers_.addHeap({pd->wd, pd, Mode::write, pd->wseq});
         ++stats_.timers;
     }
 }
 
 // Go deletes or moves a descriptor's timer when its deadline changes. Here
-// the old entry stays in the heap, stale, and fire_timers ignores it when it
-// comes due; but a deadline set before every read would grow the heap by one
-// entry per read. So when the heap has doubled since the last sweep, drop
-// every stale entry and rebuild it: amortised O(1) extra per timer, and the
-// heap never holds more than about twice the live timers.
-void Scheduler::push_timer(Timer t) {
-    if (timers_.size() >= sweep_at_) {
-        std::erase_if(timers_, [](const Timer& x) { return x.stale(); });
-        std::make_heap(timers_.begin(), timers_.end(), std::greater<>{});
-        sweep_at_ = std::max<std::size_t>(64, 2 * timers_.size());
+// the old entry stays in the heap, stale, and check ignores it when it comes
+// due; but a deadline set before every read would grow the heap by one entry
+// per read. So when the heap has doubled since the last sweep, drop every
+// stale entry and rebuild it: amortised O(1) extra per timer, and the heap
+// never holds more than about twice the live timers.
+void timers::addHeap(timer t) {
+    if (heap.size() >= sweep_at) {
+        std::erase_if(heap, [](const timer& x) { return x.stale(); });
+        std::make_heap(heap.begin(), heap.end(), std::greater<>{});
+        sweep_at = std::max<std::size_t>(64, 2 * heap.size());
     }
-    timers_.push_back(t);
-    std::push_heap(timers_.begin(), timers_.end(), std::greater<>{});
+    heap.push_back(t);
+    std::push_heap(heap.begin(), heap.end(), std::greater<>{});
 }
 // #endregion timers
 
 std::pair<pollDesc*, int> Scheduler::runtime_pollOpen(int fd) {
-    auto [pd, errno_] = poll_runtime_pollOpen(fd, cache_, *poller_);
+    auto [pd, errno_] = poll_runtime_pollOpen(fd, pollcache_, *poller_);
     if (!pd) return {nullptr, errno_};
     if (static_cast<std::size_t>(fd) >= open_.size()) open_.resize(static_cast<std::size_t>(fd) + 1, nullptr);
     open_[fd] = pd;
@@ -140,7 +150,7 @@ std::pair<pollDesc*, int> Scheduler::runtime_pollOpen(int fd) {
 void Scheduler::runtime_pollClose(pollDesc* pd) {
     open_[pd->fd] = nullptr;
     --stats_.open;
-    poll_runtime_pollClose(pd, cache_, *poller_);
+    poll_runtime_pollClose(pd, pollcache_, *poller_);
 }
 
 void Scheduler::stop() noexcept {
@@ -155,7 +165,7 @@ void Scheduler::stop() noexcept {
 // frame) the normal way. Bounded: a coroutine that keeps yielding forever, or
 // one parked on something other than a descriptor, is left alone (never destroyed).
 void Scheduler::shutdown() {
-    for (int round = 0; round < 8 && live() > 0; ++round) {
+    for (int round = 0; round < 8 && gcount() > 0; ++round) {
         for (pollDesc* pd : open_)
             if (pd && !pd->closing) poll_runtime_pollUnblock(pd, runq_);
         for (int i = 0; !runq_.empty() && i < 1'000'000; ++i) run_ready();
@@ -166,7 +176,7 @@ void Scheduler::shutdown() {
 std::string Scheduler::stats_text() const {
     return fmt::format("go={} resumed={} netpoll={} netpoll_woken={} timers={} timers_expired={} goroutines_left={}",
                        stats_.spawned, stats_.resumed, stats_.netpolls, stats_.woken, stats_.timers, stats_.expired,
-                       live());
+                       gcount());
 }
 
 }  // namespace course::runtime
