@@ -265,6 +265,7 @@ Waiter netpollunblock(pollDesc* pd, Mode mode, bool ioready) {
 }
 // #endregion netpollunblock
 
+// #region deadlineimpl
 // A deadline timer fired. Go's timers call it through netpollReadDeadline
 // (read), netpollWriteDeadline (write) or netpollDeadline (both, when the two
 // deadlines are equal and Go arms one timer); ours call it with one direction.
@@ -289,6 +290,7 @@ bool netpolldeadlineimpl(pollDesc* pd, std::uintptr_t seq, bool read, bool write
     if (wg) toRun.push_back(wg);
     return true;
 }
+// #endregion deadlineimpl
 
 // pollDescs are never freed while the cache lives, only recycled
 // ("type-stable"), because a stale event or timer may still point at one

@@ -22,7 +22,7 @@ using namespace course;
 using namespace course::runtime;
 using namespace std::chrono_literals;
 
-// --- counting global operator new, per thread (issue 5, behaviour 10) --------
+// --- counting global operator new, per thread --------
 // Our operator new is malloc and our delete is free, so they do match; g++
 // only sees the malloc/free pair once both are inlined and warns anyway.
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
@@ -102,7 +102,7 @@ TEST(TaskTest, AnExceptionReachesTheAwaiter) {
     EXPECT_EQ(run_sync(outer()), "boom");
 }
 
-// Issue 5, behaviour 9: at -O0 and under ASan (the asan preset) symmetric
+// At -O0 and under ASan (the asan preset) symmetric
 // transfer would overflow the stack long before a million.
 Task<long> nested(long depth) {
     if (depth == 0) co_return 0;
@@ -145,7 +145,7 @@ TEST_P(Runtime, RunReturnsWhenEveryCoroutineHasFinished) {
     EXPECT_EQ(sched.gcount(), 0u);
 }
 
-// Issue 5, behaviour 9: each read finds its byte at once and completes
+// Each read finds its byte at once and completes
 // without a trip through the scheduler.
 TEST_P(Runtime, AMillionImmediatelyCompletingReadsDoNotGrowTheStack) {
     auto [a, b] = conn_pair(sched);
@@ -166,7 +166,6 @@ TEST_P(Runtime, AMillionImmediatelyCompletingReadsDoNotGrowTheStack) {
     EXPECT_EQ(got, 1'000'000);
 }
 
-// Issue 5, behaviour 4.
 TEST_P(Runtime, CloseWakesAParkedReaderWithClosedAndLaterOpsFailAtOnce) {
     auto [a, b] = conn_pair(sched);
     std::error_code parked_err, later_read, later_write, second_close;
@@ -198,7 +197,6 @@ TEST_P(Runtime, CloseWakesAParkedReaderWithClosedAndLaterOpsFailAtOnce) {
     EXPECT_EQ(second_close, net_errc::closed);
 }
 
-// Issue 5, behaviour 7, in-process.
 TEST_P(Runtime, HalfCloseDeliversEverythingThenEof) {
     auto [a, b] = conn_pair(sched);
     std::string got;
@@ -235,7 +233,6 @@ Task<> sleep_on(Conn& idle, Clock::duration d) {
     idle.set_read_deadline(kNoDeadline);
 }
 
-// Issue 5, behaviour 5.
 TEST_P(Runtime, ReadWithNoDataTimesOutAfterTheDeadline) {
     auto [a, b] = conn_pair(sched);
     std::error_code err;
@@ -387,7 +384,7 @@ TEST_P(Runtime, ATimerThatFiresAfterCloseIsIgnored) {
     EXPECT_EQ(sched.stats().expired, 1u) << "only sleep_on's timer took effect";
 }
 
-// Issue 5, behaviour 5, for writes. The peer never reads, so the socket
+// For writes. The peer never reads, so the socket
 // buffers fill and write_all parks; 8 MiB is far more than they hold.
 constexpr std::size_t kMoreThanTheBuffers = std::size_t{8} << 20;
 
@@ -492,7 +489,7 @@ TEST_P(Runtime, AWriteTimerThatFiresAfterCloseIsIgnored) {
     EXPECT_EQ(sched.stats().expired, 1u) << "only sleep_on's timer took effect";
 }
 
-// Issue 5, behaviour 6: readiness and a deadline reach a parked reader in the
+// Readiness and a deadline reach a parked reader in the
 // same scheduler round. It is resumed once, with one result: the data or
 // "i/o timeout", never both, never twice. After its result the reader yields
 // twice, so a second wake-up would find it alive and show in the counters.
@@ -590,7 +587,7 @@ TEST_P(Runtime, ADeadlineBeforeEveryReadKeepsTheTimerHeapSmall) {
     EXPECT_LE(most, 128u) << "stale timers pile up in the heap";
 }
 
-// Issue 5, behaviour 8: shutdown with 1,000 parked coroutines. Each holds an
+// Shutdown with 1,000 parked coroutines. Each holds an
 // object whose destructor counts: every frame must be freed, none while parked.
 TEST_P(Runtime, StopWakesAThousandParkedCoroutinesAndFreesEveryFrame) {
     test::raise_open_file_limit();
@@ -623,7 +620,7 @@ TEST_P(Runtime, StopWakesAThousandParkedCoroutinesAndFreesEveryFrame) {
     EXPECT_EQ(sched.gcount(), 0u);
 }
 
-// Issue 5, behaviour 10: after warm-up, 10,000 round trips allocate nothing
+// After warm-up, 10,000 round trips allocate nothing
 // (this thread's calls to global operator new, which the test counts).
 TEST_P(Runtime, RoundTripsAllocateNothingInSteadyState) {
     auto [a, b] = conn_pair(sched);

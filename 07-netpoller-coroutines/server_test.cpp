@@ -21,9 +21,10 @@ using namespace course::test;
 
 namespace {
 
-constexpr const char* kServer = SERVER_BIN;
+// COURSE_SERVER_07 if set (a student's or an exercise's server), else this chapter's.
+const std::string kServer = server_binary("07", SERVER_BIN);
 
-// Issue 5, behaviour 1: one EPOLL_CTL_ADD when a connection is accepted and
+// One EPOLL_CTL_ADD when a connection is accepted and
 // one EPOLL_CTL_DEL before it is closed; nothing in between.
 TEST(Chapter07, TwoEpollCtlCallsPerConnection) {
     auto server = ServerProcess::start(kServer, {});

@@ -32,7 +32,7 @@ inline thread_local std::coroutine_handle<> next;
 inline thread_local std::size_t live_goroutines = 0;
 
 // Coroutine frames come from per-size free lists and go back to them: after
-// warm-up, starting a Task allocates nothing (issue 5: zero heap allocations
+// warm-up, starting a Task allocates nothing (zero heap allocations
 // per round trip). Go reuses goroutine stacks for the same reason.
 void* frame_alloc(std::size_t size);
 void frame_free(void* p, std::size_t size) noexcept;
