@@ -29,6 +29,10 @@ class AnalysisError(Exception):
     pass
 
 
+# The Go release whose sources chapter 07's names and comments follow (its README says so).
+CHAPTER_07_GO_MINOR = 27
+
+
 def fmt_num(x, digits=None):
     if x is None:
         return "-"
@@ -238,6 +242,15 @@ class Report:
         w(f"| Boost | {i['boost'] or 'not installed: Asio reference skipped'} |")
         w(f"| plots | {i['gnuplot'] or 'gnuplot not installed: no plots'} |")
         w()
+        go = re.search(r"go1\.(\d+)", i.get("go") or "")
+        if go and int(go.group(1)) < CHAPTER_07_GO_MINOR:
+            w(f"**The Go reference is older than the Go chapter 07 follows.** It is Debian 12's Go 1.{go.group(1)}; "
+              f"chapter 07's names and comments follow Go 1.{CHAPTER_07_GO_MINOR}'s sources. The design the benchmark "
+              "exercises is the same in both: one edge-triggered registration per connection, a goroutine parked "
+              "on `EAGAIN` and made runnable by `netpoll`. What changed in between is off the per-message path: "
+              "the tagged `pollDesc` pointer against stale events (1.21), `netpollBreak` on an eventfd and the "
+              "rewritten timers (1.23).")
+            w()
         other = sum(t["other_cpu_s"] for t in res.timing.values())
         meas = sum(t["seconds"] for t in res.timing.values()) or 1
         w(f"**Quietness.** While it measured, other processes on the machine used {other:.0f} CPU-seconds, "
