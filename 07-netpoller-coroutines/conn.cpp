@@ -62,7 +62,7 @@ static std::error_code convertErr(int res, int fd) {
 // #endregion errmap
 
 Conn::Conn(Conn&& other) noexcept
-    : sched_(other.sched_), fd_(std::move(other.fd_)), pd_(std::exchange(other.pd_, nullptr)),
+    : sched_(other.sched_), pd_(std::exchange(other.pd_, nullptr)), fd_(std::move(other.fd_)),
       closing_(std::exchange(other.closing_, false)) {}
 
 Conn& Conn::operator=(Conn&& other) noexcept {
@@ -112,6 +112,7 @@ bool IoOp<M>::await_ready() {
 //     an error:                                         n < 0:
 //       EAGAIN: waitRead; no error: continue              EAGAIN: wait(): ready: continue;
 //                                                           parked: return "not done"
+//                                                           (a RecvBuffer: quiet() first)
 //       else (or waitRead's error): that error            else err_
 //     0 bytes and no error: io.EOF (eofError)           n == 0: eof
 //     return n, err                                     return "done"
@@ -123,7 +124,14 @@ bool IoOp<Mode::read>::step() {
             if (errno == EAGAIN) {  // EWOULDBLOCK is EAGAIN on Linux
                 int res = wait();
                 if (res == pollNoError) continue;
-                if (res == parked) return false;
+                if (res == parked) {
+                    if (recv_) {  // no Go twin: a RecvBuffer's large buffer goes back before we wait
+                        std::span<char> small = recv_->quiet();
+                        data_ = small.data();
+                        size_ = small.size();
+                    }
+                    return false;
+                }
                 err_ = convertErr(res, fd_);
             } else {
                 err_ = from_errno(errno);
