@@ -61,6 +61,11 @@ static std::error_code convertErr(int res, int fd) {
 }
 // #endregion errmap
 
+void RecvBuffer::grow() {
+    large_ = std::make_unique_for_overwrite<char[]>(kLarge);
+    space_ = {large_.get(), kLarge};
+}
+
 Conn::Conn(Conn&& other) noexcept
     : sched_(other.sched_), pd_(std::exchange(other.pd_, nullptr)), fd_(std::move(other.fd_)),
       closing_(std::exchange(other.closing_, false)) {}
@@ -112,7 +117,6 @@ bool IoOp<M>::await_ready() {
 //     an error:                                         n < 0:
 //       EAGAIN: waitRead; no error: continue              EAGAIN: wait(): ready: continue;
 //                                                           parked: return "not done"
-//                                                           (a RecvBuffer: quiet() first)
 //       else (or waitRead's error): that error            else err_
 //     0 bytes and no error: io.EOF (eofError)           n == 0: eof
 //     return n, err                                     return "done"
@@ -124,14 +128,7 @@ bool IoOp<Mode::read>::step() {
             if (errno == EAGAIN) {  // EWOULDBLOCK is EAGAIN on Linux
                 int res = wait();
                 if (res == pollNoError) continue;
-                if (res == parked) {
-                    if (recv_) {  // no Go twin: a RecvBuffer's large buffer goes back before we wait
-                        std::span<char> small = recv_->quiet();
-                        data_ = small.data();
-                        size_ = small.size();
-                    }
-                    return false;
-                }
+                if (res == parked) return false;
                 err_ = convertErr(res, fd_);
             } else {
                 err_ = from_errno(errno);

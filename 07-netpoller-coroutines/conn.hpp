@@ -54,6 +54,13 @@ struct IoResult {
     std::error_code err;
 };
 
+// No error, as std::error_code{} is, made once: constructing one calls
+// std::system_category(), a function in libstdc++.so (a call through the
+// PLT, and the registers saved around it). Each IoOp starts from a copy of
+// this instead: 12 fewer instructions per echo round trip
+// (tools/callgrind-roundtrip.sh).
+inline const std::error_code kNoError{};
+
 // #region recvbuffer
 // RecvBuffer: what echo() reads into. No Go twin (Go's echo reads into one
 // fixed slice); an adaptive receive buffer in the spirit of Netty's
@@ -62,13 +69,14 @@ struct IoResult {
 //   large  64 KiB on the heap, taken when a read fills the small buffer (the
 //          peer sends more than a small buffer holds: bulk), and given back
 //          when a read is about to park (the socket is drained: the
-//          connection has gone quiet). IoOp does that, before it parks.
+//          connection has gone quiet). RecvRead (below) does that.
 // So an idle connection never holds the large buffer (it is parked in a
 // read), and a 64-byte ping-pong never takes it (no allocation per round
 // trip). The trade-off: a bulk transfer moves 64 KiB per read(2) and write(2)
 // instead of 2 KiB (about 32 system calls per MiB instead of 1,024); in
 // return, each time a bulk connection drains its socket it costs one free,
-// and when it fills the small buffer again one malloc and one 2 KiB read more;
+// and when it fills the small buffer again one malloc and one more 2 KiB read
+// and write;
 // and a connection whose reader is slow holds up to 64 KiB of echo while its
 // write waits, not 2 KiB (chapter 06 holds up to 256 KiB).
 class RecvBuffer {
@@ -87,7 +95,7 @@ public:
     // buffer, the next read goes to a large one, taken now.
     std::span<const char> received(std::size_t n) {
         std::span<const char> got = space_.first(n);
-        if (n == kSmall && !large_) space_ = {(large_ = std::make_unique_for_overwrite<char[]>(kLarge)).get(), kLarge};
+        if (n == kSmall && !large_) grow();
         return got;
     }
     // A read into the large buffer is about to park: the large buffer goes
@@ -98,6 +106,8 @@ public:
     }
 
 private:
+    void grow();  // takes the large buffer: the next reads go there
+
     std::array<char, kSmall> small_;
     std::unique_ptr<char[]> large_;
     std::span<char> space_{small_};
@@ -131,20 +141,21 @@ public:
     // close() runs, the pollDesc says `closing` and pollReset fails).
     IoOp(pollDesc* pd, int fd, Buffer data, std::size_t size) noexcept
         : ParkedOp{&IoOp::wake}, pd_(pd), fd_(fd), data_(data), size_(size) {}
-    // A read into a RecvBuffer (no Go twin): its space(); before parking,
-    // the buffer's quiet() (the large buffer goes back, the read waits with
-    // the small one).
-    IoOp(pollDesc* pd, int fd, RecvBuffer& buf) noexcept
-        requires(M == Mode::read)
-        : IoOp(pd, fd, buf.space().data(), buf.space().size()) {
-        if (buf.holds_large()) recv_ = &buf;
-    }
     IoOp(const IoOp&) = delete;
     IoOp& operator=(const IoOp&) = delete;
 
     bool await_ready();
     void await_suspend(std::coroutine_handle<> caller) noexcept { caller_ = caller; }
     IoResult await_resume() const noexcept { return {n_, err_}; }
+
+protected:
+    // For RecvRead: the read waits with another buffer.
+    void retarget(std::span<char> buf) noexcept
+        requires(M == Mode::read)
+    {
+        data_ = buf.data();
+        size_ = buf.size();
+    }
 
 private:
     bool step();                       // the loop: true, done (n_, err_ set); false, parked
@@ -160,12 +171,30 @@ private:
     Buffer data_;
     std::size_t size_;
     std::size_t n_ = 0;  // bytes read, or written so far
-    std::error_code err_;
+    std::error_code err_ = kNoError;
     std::coroutine_handle<> caller_;  // set by await_suspend
     std::uintptr_t fdseq_ = 0;        // the pollDesc's fdseq when we parked; set by wait
-    RecvBuffer* recv_ = nullptr;      // reading into a RecvBuffer's large buffer: told before parking
 };
 // #endregion ioop
+
+// #region recvread
+// What Conn::read(RecvBuffer&) returns: an IoOp<Mode::read> into the
+// buffer's space() that, if its coroutine parks, gives the large buffer back
+// first (RecvBuffer::quiet) and waits with the small one. No Go twin.
+class [[nodiscard]] RecvRead : public IoOp<Mode::read> {
+public:
+    RecvRead(pollDesc* pd, int fd, RecvBuffer& buf) noexcept
+        : IoOp(pd, fd, buf.space().data(), buf.space().size()), buf_(&buf) {}
+
+    void await_suspend(std::coroutine_handle<> caller) noexcept {
+        IoOp::await_suspend(caller);
+        if (buf_->holds_large()) retarget(buf_->quiet());
+    }
+
+private:
+    RecvBuffer* buf_;
+};
+// #endregion recvread
 
 class Conn {
 public:
@@ -179,7 +208,7 @@ public:
     IoOp<Mode::read> read(std::span<char> buf) { return {pd_, fd(), buf.data(), buf.size()}; }
     // The same into a RecvBuffer's space(), which gives its large buffer back
     // if the read has to wait.
-    IoOp<Mode::read> read(RecvBuffer& buf) { return {pd_, fd(), buf}; }
+    RecvRead read(RecvBuffer& buf) { return {pd_, fd(), buf}; }
     // All of `data`, or an error and how much was written before it.
     IoOp<Mode::write> write_all(std::span<const char> data) { return {pd_, fd(), data.data(), data.size()}; }
     // Go's fd.Close: wakes every coroutine parked on this connection (they get
