@@ -61,8 +61,13 @@ static std::error_code convertErr(int res, int fd) {
 }
 // #endregion errmap
 
+void RecvBuffer::grow() {
+    large_ = std::make_unique_for_overwrite<char[]>(kLarge);
+    space_ = {large_.get(), kLarge};
+}
+
 Conn::Conn(Conn&& other) noexcept
-    : sched_(other.sched_), fd_(std::move(other.fd_)), pd_(std::exchange(other.pd_, nullptr)),
+    : sched_(other.sched_), pd_(std::exchange(other.pd_, nullptr)), fd_(std::move(other.fd_)),
       closing_(std::exchange(other.closing_, false)) {}
 
 Conn& Conn::operator=(Conn&& other) noexcept {

@@ -621,17 +621,22 @@ TEST_P(Runtime, StopWakesAThousandParkedCoroutinesAndFreesEveryFrame) {
 }
 
 // After warm-up, 10,000 round trips allocate nothing
-// (this thread's calls to global operator new, which the test counts).
+// (this thread's calls to global operator new, which the test counts). The
+// server is main.cpp's echo, RecvBuffer included: 64-byte messages never
+// fill its small buffer, so it never takes the large one.
 TEST_P(Runtime, RoundTripsAllocateNothingInSteadyState) {
     auto [a, b] = conn_pair(sched);
     std::uint64_t during = ~0ull;
     int done = 0;
+    bool took_large = false;
     auto server = [&]() -> Task<> {  // the echo of main.cpp
-        char buf[4096];
+        RecvBuffer buf;
         for (;;) {
             auto [n, err] = co_await b.read(buf);
             if (err) break;
-            if ((co_await b.write_all(std::span(buf, n))).err) break;
+            auto [written, werr] = co_await b.write_all(buf.received(n));
+            took_large |= buf.holds_large();
+            if (werr) break;
         }
         co_await b.close();
     };
@@ -658,6 +663,99 @@ TEST_P(Runtime, RoundTripsAllocateNothingInSteadyState) {
     sched.run();
     EXPECT_EQ(done, 10'000);
     EXPECT_EQ(during, 0u);
+    EXPECT_FALSE(took_large);
+}
+
+// --- RecvBuffer: the adaptive receive buffer of main.cpp's echo ------------------
+
+TEST(RecvBufferTest, StartsSmallGrowsWhenAReadFillsItAndGoesBackWhenQuiet) {
+    RecvBuffer buf;
+    EXPECT_EQ(buf.space().size(), RecvBuffer::kSmall);
+    EXPECT_FALSE(buf.holds_large());
+    char* small = buf.space().data();
+
+    // A read that does not fill the small buffer changes nothing.
+    EXPECT_EQ(buf.received(100).data(), small);
+    EXPECT_EQ(buf.space().size(), RecvBuffer::kSmall);
+
+    // One that fills it: its bytes are still where they were read; the next read goes to 64 KiB.
+    std::span<const char> got = buf.received(RecvBuffer::kSmall);
+    EXPECT_EQ(got.data(), small);
+    EXPECT_EQ(got.size(), RecvBuffer::kSmall);
+    EXPECT_TRUE(buf.holds_large());
+    EXPECT_EQ(buf.space().size(), RecvBuffer::kLarge);
+    char* large = buf.space().data();
+    EXPECT_EQ(buf.received(RecvBuffer::kSmall).data(), large) << "2 KiB into the large buffer: stays large";
+    EXPECT_EQ(buf.received(RecvBuffer::kLarge).data(), large);
+
+    // About to park: the large buffer goes back.
+    std::span<char> waiting = buf.quiet();
+    EXPECT_EQ(waiting.data(), small);
+    EXPECT_EQ(waiting.size(), RecvBuffer::kSmall);
+    EXPECT_FALSE(buf.holds_large());
+    EXPECT_EQ(buf.space().data(), small);
+}
+
+// A bulk transfer through main.cpp's echo loop: after the first full 2 KiB
+// read the reads are up to 64 KiB (on a socketpair they come back as large as
+// what is queued), every byte is echoed in order, and whenever the echo
+// parks in a read, it holds no large buffer: an idle connection costs only
+// its frame. The sender writes in bursts and waits for each burst's echo, so
+// the echo goes quiet (and parks) between bursts.
+TEST_P(Runtime, BulkReadsUseTheLargeBufferAndAParkedReadHoldsNone) {
+    auto [a, b] = conn_pair(sched);
+    RecvBuffer buf;  // the echo's, here so that the client can look at it while the echo is parked
+    std::size_t largest = 0, reads = 0;
+    auto server = [&]() -> Task<> {
+        for (;;) {
+            auto [n, err] = co_await b.read(buf);
+            if (err) break;
+            largest = std::max(largest, n);
+            ++reads;
+            auto [written, werr] = co_await b.write_all(buf.received(n));
+            if (werr) break;
+        }
+        co_await b.close();
+    };
+    constexpr std::size_t kBurst = 1 << 20;
+    constexpr int kBursts = 4;
+    int quiet_checks = 0, held_while_parked = 0;
+    bool echoed_ok = true;
+    auto client = [&]() -> Task<> {
+        std::string out(kBurst, '\0'), in(kBurst, '\0');
+        for (int burst = 0; burst < kBursts; ++burst) {
+            for (std::size_t i = 0; i < kBurst; ++i) out[i] = static_cast<char>('a' + (i * 7 + burst) % 26);
+            // Send and receive at once: the echo writes back while we still send.
+            std::size_t sent = 0, got = 0;
+            auto sender = [&]() -> Task<> {
+                auto [n, err] = co_await a.write_all(std::span<const char>(out.data(), kBurst));
+                sent = n;
+                EXPECT_FALSE(err) << err.message();
+            };
+            go(sender());
+            while (got < kBurst) {
+                auto [n, err] = co_await a.read(std::span(in.data() + got, kBurst - got));
+                if (err) co_return;
+                got += n;
+            }
+            EXPECT_EQ(sent, kBurst);
+            echoed_ok = echoed_ok && in == out;
+            // Everything is echoed: the echo is parked in its next read (we are
+            // the only other coroutine, so it has run until it parked).
+            co_await sched.Gosched();
+            ++quiet_checks;
+            if (buf.holds_large()) ++held_while_parked;
+        }
+        co_await a.close();
+    };
+    go(server());
+    go(client());
+    sched.run();
+    EXPECT_TRUE(echoed_ok);
+    EXPECT_EQ(quiet_checks, kBursts);
+    EXPECT_EQ(held_while_parked, 0) << "a parked read kept its 64 KiB buffer";
+    EXPECT_GT(largest, RecvBuffer::kSmall) << "bulk reads never left the 2 KiB buffer";
+    EXPECT_LT(reads, kBursts * kBurst / RecvBuffer::kSmall) << "as many reads as with 2 KiB alone";
 }
 
 }  // namespace
