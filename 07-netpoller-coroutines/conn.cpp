@@ -5,6 +5,8 @@
 #include "sys.hpp"
 
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -276,6 +278,11 @@ Task<Accepted> Listener::accept() {
         }
         if (fd >= 0) {
             Fd owned(fd);
+            // Go's newTCPConn: Nagle's algorithm off (setNoDelay), so the
+            // second write of an echo larger than one read does not wait for
+            // the ACK of the first. A failure changes only timing: ignored.
+            int one = 1;
+            ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
             auto [cpd, errno_] = conn_.sched_->runtime_pollOpen(fd);
             if (!cpd) co_return {Conn{}, from_errno(errno_)};  // the poller refused it (ENOMEM, ENOSPC): closed by ~Fd
             co_return {Conn(*conn_.sched_, std::move(owned), cpd), {}};

@@ -46,6 +46,9 @@ DIFFICULTY = {1: "easy", 2: "medium", 3: "hard"}
 POINTS = {1: 10, 2: 20, 3: 30}
 
 
+SKIPPED = 77  # verify's exit status when the build cannot show the exercise's bug (ctest: SKIP_RETURN_CODE)
+
+
 def die(msg: str, code: int = 2):
     print(f"exercise: error: {msg}", file=sys.stderr)
     sys.exit(code)
@@ -76,6 +79,7 @@ class Exercise:
     edits: list[dict] = dataclasses.field(default_factory=list)
     fails: list[str] = dataclasses.field(default_factory=list)
     pitfall: str = ""    # fix: the docs/pitfalls.md row it plants
+    needs: str = ""      # a sanitizer without which the starter's bug may go unseen ("undefined")
     # measure exercises
     question: str = ""
     measure: dict = dataclasses.field(default_factory=dict)
@@ -114,7 +118,7 @@ def load_exercises() -> list[Exercise]:
                           title=raw["title"], difficulty=int(raw["difficulty"]), hints=list(raw["hints"]),
                           points=int(raw.get("points", POINTS.get(int(raw["difficulty"]), 10))),
                           file=raw.get("file", ""), open_at=raw.get("open", ""), edits=list(raw.get("edit", [])),
-                          fails=list(raw.get("fails", [])), pitfall=raw.get("pitfall", ""),
+                          fails=list(raw.get("fails", [])), pitfall=raw.get("pitfall", ""), needs=raw.get("needs", ""),
                           question=raw.get("question", ""), measure=dict(raw.get("measure", {})), handout=handout)
             if ex.is_code and not ex.file:
                 die(f"{where}: a code exercise names its 'file'")
@@ -1146,6 +1150,10 @@ def cmd_verify(args, exercises):
     """CI's proof for one exercise (ctest runs it): see docs/teaching.md, 'What CI proves'."""
     ex = find(exercises, args.id)
     bdir = Path(args.build_dir)
+    if ex.needs and ex.needs not in args.sanitize.split(","):
+        print(f"{ex.id}: skipped: its starter's bug shows for certain only with -fsanitize={ex.needs} "
+              f"(the asan preset; this build has {args.sanitize or 'no sanitizer'})")
+        sys.exit(SKIPPED)
     problems: list[str] = []
     if len(ex.hints) < 2 or any(not h.strip() for h in ex.hints):
         problems.append(f"it needs two or three hints, each non-empty (has {len(ex.hints)})")
@@ -1319,6 +1327,7 @@ def main():
     s = sub.add_parser("verify", help="CI: the starter fails exactly its listed checks (ctest runs this)")
     s.add_argument("id")
     s.add_argument("--build-dir", required=True)
+    s.add_argument("--sanitize", default="", help="the build's COURSE_SANITIZE")
     sub.add_parser("lint", help="CI: every pitfall is an exercise, every chapter has three")
     s = sub.add_parser("prove", help="instructors: start and check every exercise, then the reference")
     s.add_argument("ids", nargs="*")
