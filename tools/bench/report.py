@@ -287,7 +287,7 @@ class Report:
                                        for s in res.servers.values()) + ". The references are in "
           "[bench/](../bench/): [Go](../bench/go-echo/main.go), goroutine per connection, and "
           "[Boost.Asio](../bench/asio-echo/asio-echo.cpp), a C++20 coroutine per connection; both read into a "
-          "2 KiB buffer per connection like chapter 07.")
+          "2 KiB buffer per connection, as chapter 07 does until a read fills it.")
         for k, why in res.skipped.items():
             w(f"- **Skipped: {skipped_label(k)}**: {why}.")
         w("- **Left out**: 01 without `--threads` serves one client at a time, so it runs only where one "
@@ -431,9 +431,11 @@ class Report:
         w("One connection streams the bytes while reading the echo back; the generator verifies every byte. "
           "Here the size of the server's read buffer decides the number of system calls per MiB: chapters "
           "02-06 read into one 64 KiB buffer shared by all connections (they copy what they cannot write yet "
-          "into the connection's pending output), 01 into 16 KiB on the thread's stack, while 07 and the two "
+          "into the connection's pending output), 01 into 16 KiB on the thread's stack. The two "
           "references give every connection its own 2 KiB buffer, the choice that keeps an idle connection "
-          "small (S4), and up to 32 times the calls per MiB of a 64 KiB buffer. "
+          "small (S4), and up to 32 times the calls per MiB of a 64 KiB buffer; 07 starts with 2 KiB in the "
+          "coroutine's frame and reads into 64 KiB from the heap once a read fills it, giving it back before "
+          "the read parks (its `RecvBuffer`). "
           f"Generator: `{self.gen_command('S3')}`.")
         w()
         self.plot("s3", "S3 bulk")
