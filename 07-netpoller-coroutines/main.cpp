@@ -12,7 +12,7 @@
 // running on one thread over one edge-triggered epoll registration per fd
 // (chapter 06). The runtime in scheduler.cpp, conn.cpp and poll_desc.cpp does
 // what Go's does: a call that would block parks the coroutine on its fd's
-// PollDesc, and the scheduler resumes it when netpoll says the fd is ready.
+// pollDesc, and the scheduler resumes it when netpoll says the fd is ready.
 #include "cli.hpp"
 #include "conn.hpp"
 #include "net.hpp"
