@@ -63,8 +63,9 @@ struct timers {
     // Returns how many took effect (stale ones do not); Go's returns the next
     // wake time too, which ours asks wakeTime for.
     std::size_t check(Clock::time_point now, gList& toRun);
-    // Go's (*timers).wakeTime: when the earliest timer is due (nullopt: none).
     bool empty() const { return heap.empty(); }
+    // Go's (*timers).wakeTime: when the earliest timer is due (only if !empty();
+    // Go's returns 0 for none).
     Clock::time_point wakeTime() const { return heap.front().when; }
 };
 // #endregion timers-type
